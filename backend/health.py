@@ -1,0 +1,49 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from backend.kit.deps import ResourcesDep
+from backend.kit.errors import PROBLEM_JSON, TYPE_BASE
+
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT = 2.0
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="PostgreSQL and Redis answer (503 otherwise)",
+    responses={503: {"description": "A dependency does not answer"}},
+)
+async def readyz(res: ResourcesDep) -> Any:
+    async def database() -> None:
+        async with res.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def redis() -> None:
+        await res.redis.ping()
+
+    checks: dict[str, str] = {}
+    for name, probe in (("postgres", database), ("redis", redis)):
+        try:
+            await asyncio.wait_for(probe(), CHECK_TIMEOUT)
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"error: {type(exc).__name__}"
+    if all(v == "ok" for v in checks.values()):
+        return {"status": "ready", "checks": checks}
+    failing = ", ".join(k for k, v in checks.items() if v != "ok")
+    body = {"type": TYPE_BASE + "not-ready", "title": "Service Unavailable", "status": 503,
+            "detail": f"Not ready: {failing} not answering.", "checks": checks}  # fmt: skip
+    return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)

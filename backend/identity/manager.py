@@ -1,0 +1,84 @@
+"""fastapi-users wiring: user database on the tenant session, manager, auth strategy."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi_users import BaseUserManager, FastAPIUsers, UUIDIDMixin, models
+from fastapi_users.authentication import AuthenticationBackend, BearerTransport, Strategy
+from fastapi_users.password import PasswordHelper
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from backend.identity.models import User
+from backend.identity.tokens import TokenService
+from backend.kit.deps import SessionDep
+from tenancy.context import require_tenant
+
+# OWASP password-storage cheat sheet: argon2id, m=19 MiB, t=2, p=1 is the floor; we use more.
+password_helper = PasswordHelper(
+    PasswordHash((Argon2Hasher(time_cost=3, memory_cost=65536, parallelism=1),))
+)
+
+
+class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
+    def __init__(self, user_db: SQLAlchemyUserDatabase[User, uuid.UUID], secret: str) -> None:
+        super().__init__(user_db, password_helper)
+        self.reset_password_token_secret = secret
+        self.verification_token_secret = secret
+
+
+class TenantJWTStrategy(Strategy[User, uuid.UUID]):
+    """Reads our access tokens; a token issued for another tenant reads as no user (401)."""
+
+    def __init__(self, tokens: TokenService) -> None:
+        self.tokens = tokens
+
+    async def read_token(
+        self, token: str | None, user_manager: BaseUserManager[User, uuid.UUID]
+    ) -> User | None:
+        if token is None:
+            return None
+        claims = self.tokens.decode(token)
+        if claims is None or claims["tid"] != str(require_tenant().id):
+            return None
+        try:
+            user = await user_manager.get(user_manager.parse_id(claims["sub"]))
+        except Exception:
+            return None
+        return user
+
+    async def write_token(self, user: User) -> str:
+        return self.tokens.issue(user_id=user.id, role=user.role, tenant=require_tenant())
+
+    async def destroy_token(self, token: str, user: User) -> None:
+        return None
+
+
+async def get_user_db(session: SessionDep) -> AsyncIterator[SQLAlchemyUserDatabase[User, uuid.UUID]]:
+    yield SQLAlchemyUserDatabase(session, User)
+
+
+async def get_user_manager(
+    request: Request,
+    user_db: Annotated[SQLAlchemyUserDatabase[User, uuid.UUID], Depends(get_user_db)],
+) -> AsyncIterator[UserManager]:
+    settings = request.app.state.resources.settings
+    yield UserManager(user_db, settings.secret_key.get_secret_value())
+
+
+def get_strategy(request: Request) -> Strategy[models.UP, models.ID]:
+    return request.app.state.jwt_strategy  # type: ignore[no-any-return]
+
+
+bearer = BearerTransport(tokenUrl="/api/v1/auth/login")
+auth_backend = AuthenticationBackend(name="jwt", transport=bearer, get_strategy=get_strategy)
+fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
+current_active_user = fastapi_users.current_user(active=True)
+
+UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
+CurrentUser = Annotated[User, Depends(current_active_user)]

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
+from backend.identity.manager import CurrentUser, UserManagerDep
+from backend.identity.models import User
+from backend.identity.schemas import TokenOut, UserRead
+from backend.identity.tokens import TokenService
+from backend.kit.deps import CurrentTenant
+from backend.kit.errors import Problem, problem_responses
+
+router = APIRouter(prefix="/api/v1", tags=["identity"])
+
+
+@router.post(
+    "/auth/login",
+    response_model=TokenOut,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Exchange email and password for an access token",
+)
+async def login(
+    request: Request,
+    credentials: Annotated[OAuth2PasswordRequestForm, Depends()],
+    manager: UserManagerDep,
+    tenant: CurrentTenant,
+) -> TokenOut:
+    credentials.username = credentials.username.strip().lower()
+    user = await manager.authenticate(credentials)
+    if user is None or not user.is_active:
+        raise Problem(401, "invalid-credentials", "Email or password is wrong.",
+                      headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    tokens: TokenService = request.app.state.tokens
+    token = tokens.issue(user_id=user.id, role=user.role, tenant=tenant)
+    return TokenOut(access_token=token, expires_in=tokens.lifetime)
+
+
+@router.get(
+    "/users/me",
+    response_model=UserRead,
+    responses=problem_responses(400, 401, 403, 404),
+    summary="The signed-in user",
+)
+async def me(user: CurrentUser) -> User:
+    return user
+

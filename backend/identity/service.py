@@ -1,0 +1,35 @@
+"""Identity use cases that run outside a request (tenant creation seeds the owner)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection
+
+from backend.identity.manager import password_helper
+from backend.identity.models import User
+from tenancy.db import translate_map
+from tenancy.registry import TenantRecord
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def seed_owner(conn: Connection, tenant: TenantRecord, email: str, password: str, name: str = "") -> uuid.UUID:  # fmt: skip
+    """Create the tenant's owner inside the provisioning transaction."""
+    user_id = uuid.uuid4()
+    bound = conn.execution_options(schema_translate_map=translate_map(tenant.schema_name))
+    bound.execute(
+        insert(User).values(
+            id=user_id,
+            email=normalize_email(email),
+            hashed_password=password_helper.hash(password),
+            name=name,
+            role="owner",
+            is_active=True,
+            is_verified=True,
+        )
+    )
+    return user_id

@@ -1,0 +1,86 @@
+"""Process-wide connections of the API: engines, Redis clients and the registry cache."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+import redis as redis_sync
+import redis.asyncio as aioredis
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend.config import Settings
+from backend.kit.db import make_async_engine, make_engine
+from tenancy.registry import INVALIDATION_CHANNEL, RegistryCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sync_engine: Engine
+    redis: aioredis.Redis
+    sync_redis: redis_sync.Redis
+    registry: RegistryCache
+    _listener: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Resources:
+        engine = make_async_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        sync_engine = make_engine(settings.database_url, pool_size=2, max_overflow=4)
+        timeout = settings.redis_timeout_seconds
+        redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        sync_redis = redis_sync.Redis.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        registry = RegistryCache(
+            engine,
+            redis,
+            local_ttl=settings.registry_local_ttl_seconds,
+            redis_ttl=settings.registry_redis_ttl_seconds,
+        )
+        return cls(settings, engine, sync_engine, redis, sync_redis, registry)
+
+    def start_listening(self) -> None:
+        """Drop local registry copies as soon as any process publishes a change."""
+        self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                await pubsub.subscribe(INVALIDATION_CHANNEL)
+                # A reconnect may have missed messages: start from a clean local cache.
+                self.registry.forget_all()
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    data = json.loads(message["data"])
+                    self.registry.forget(data.get("slug"), data.get("id"))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis away: the local TTL still bounds staleness
+                log.debug("registry invalidation listener reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        await self.redis.aclose()
+        self.sync_redis.close()
+        await self.engine.dispose()
+        self.sync_engine.dispose()

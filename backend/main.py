@@ -1,0 +1,75 @@
+"""create_app(): middleware order, routers, error handlers, lifespan.
+
+Middleware, outermost first: request id -> CORS -> tenant resolution -> routes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from backend import __version__
+from backend.config import Settings, get_settings
+from backend.health import router as health_router
+from backend.identity.manager import TenantJWTStrategy
+from backend.identity.routes import router as identity_router
+from backend.identity.tokens import TokenService
+from backend.kit.errors import install_problem_handlers
+from backend.kit.middleware import RequestIdMiddleware
+from backend.kit.resources import Resources
+from backend.platform.routes import router as platform_router
+from backend.projects.routes import router as projects_router
+from tenancy.middleware import TenantMiddleware
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+    tokens = TokenService(settings)
+    holder: dict[str, Resources] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = Resources.open(settings)
+        holder["r"] = resources
+        app.state.resources = resources
+        resources.start_listening()
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(
+        title="Tenantflow",
+        version=__version__,
+        description="Multi-tenant task and workflow management. Tenant routes (/api/v1) need "
+        "the tenant (X-Tenant header, subdomain or token) and a bearer token; platform routes "
+        "(/platform/v1) need the operator token. Every error is application/problem+json.",
+        lifespan=lifespan,
+    )
+    app.state.tokens = tokens
+    app.state.jwt_strategy = TenantJWTStrategy(tokens)
+    install_problem_handlers(app)
+    for router in (health_router, identity_router, projects_router, platform_router):
+        app.include_router(router)
+
+    app.add_middleware(
+        TenantMiddleware,
+        cache=lambda: holder["r"].registry,
+        base_domain=settings.base_domain,
+        token_tenant=tokens.tenant_of,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Location", "X-Request-ID"],
+        )
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""The operator API: tenants (later plans, migrations status, dead letters)."""

@@ -1,0 +1,86 @@
+"""Operator use cases on tenants, shared by the platform API and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import redis as redis_sync
+from sqlalchemy import Engine
+
+from backend.identity.service import seed_owner
+from backend.kit.errors import Problem
+from backend.kit.pagination import decode_cursor, encode_cursor
+from tenancy import provisioning, registry
+from tenancy.registry import TenantRecord
+
+
+def create_tenant(
+    engine: Engine,
+    redis: redis_sync.Redis | None,
+    *,
+    slug: str,
+    name: str,
+    plan: str,
+    owner_email: str,
+    owner_password: str,
+) -> TenantRecord:
+    """Provision a tenant with its owner account; 409 when the slug is taken."""
+    try:
+        return provisioning.create_tenant(
+            engine, slug=slug, name=name, plan=plan, redis=redis,
+            seed=lambda conn, t: seed_owner(conn, t, owner_email, owner_password),
+        )  # fmt: skip
+    except provisioning.TenantExists as exc:
+        raise Problem(409, "tenant-exists", str(exc)) from exc
+
+
+def get_tenant(engine: Engine, slug: str) -> TenantRecord:
+    with engine.connect() as conn:
+        record = registry.get_by_slug(conn, slug)
+    if record is None:
+        raise Problem(404, "tenant-not-found", f"No tenant '{slug}'.")
+    return record
+
+
+def list_tenants(
+    engine: Engine, *, limit: int, cursor: str | None, status: str | None
+) -> tuple[list[TenantRecord], str | None]:
+    after = None
+    if cursor:
+        created_at, raw_id = decode_cursor(cursor, 2)
+        try:
+            after = (dt.datetime.fromisoformat(created_at), uuid.UUID(raw_id))
+        except (TypeError, ValueError) as exc:
+            raise Problem(422, "invalid-cursor", "cursor is not one this API returned") from exc
+    with engine.connect() as conn:
+        rows = registry.list_tenants(conn, after=after, limit=limit + 1, status=status)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+    return rows, next_cursor
+
+
+def update_tenant(
+    engine: Engine, redis: redis_sync.Redis | None, slug: str, changes: dict[str, Any]
+) -> TenantRecord:
+    if not changes:
+        return get_tenant(engine, slug)
+    try:
+        return provisioning.update_tenant(engine, slug, changes, redis=redis)
+    except provisioning.TenantNotFound as exc:
+        raise Problem(404, "tenant-not-found", f"No tenant '{slug}'.") from exc
+
+
+def delete_tenant(engine: Engine, redis: redis_sync.Redis | None, slug: str) -> TenantRecord:
+    """Mark the tenant deleting and queue the job that drops its schema."""
+    from backend.platform.jobs import drop_tenant_schema
+
+    try:
+        record = provisioning.mark_deleting(engine, slug, redis=redis)
+    except provisioning.TenantNotFound as exc:
+        raise Problem(404, "tenant-not-found", f"No tenant '{slug}'.") from exc
+    drop_tenant_schema.delay(str(record.id))
+    return record

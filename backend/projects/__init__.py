@@ -1,0 +1,1 @@
+"""Projects: the first tenant resource."""

@@ -1,0 +1,41 @@
+"""All SQL of projects."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.projects.models import Project
+
+
+class ProjectRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, project_id: uuid.UUID) -> Project | None:
+        return await self.session.get(Project, project_id)
+
+    async def list(
+        self, *, limit: int, after: tuple[dt.datetime, uuid.UUID] | None, archived: bool | None
+    ) -> list[Project]:
+        query = select(Project).order_by(Project.created_at, Project.id).limit(limit)
+        if after is not None:
+            query = query.where(tuple_(Project.created_at, Project.id) > tuple_(*after))
+        if archived is not None:
+            query = query.where(Project.archived == archived)
+        return list((await self.session.scalars(query)).all())
+
+    def add(self, project: Project) -> None:
+        self.session.add(project)
+
+    async def delete(self, project: Project) -> None:
+        await self.session.delete(project)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def refresh(self, project: Project) -> None:
+        await self.session.refresh(project)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from backend.identity.manager import CurrentUser
+from backend.kit.deps import TenantDB
+from backend.kit.errors import problem_responses
+from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from backend.projects.models import Project
+from backend.projects.repository import ProjectRepository
+from backend.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
+from backend.projects.service import ProjectService
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+AUTH_ERRORS = (400, 401, 403, 404)
+
+
+def get_service(session: TenantDB) -> ProjectService:
+    return ProjectService(ProjectRepository(session))
+
+
+Service = Annotated[ProjectService, Depends(get_service)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProjectRead,
+    responses=problem_responses(*AUTH_ERRORS, 422),
+    summary="Create a project",
+)
+async def create_project(
+    data: ProjectCreate, user: CurrentUser, service: Service, response: Response
+) -> Project:
+    project = await service.create(data, actor=user.id)
+    response.headers["Location"] = f"/api/v1/projects/{project.id}"
+    return project
+
+
+@router.get(
+    "",
+    response_model=Page[ProjectRead],
+    responses=problem_responses(*AUTH_ERRORS, 422),
+    summary="List projects (cursor paginated, oldest first)",
+)
+async def list_projects(
+    _user: CurrentUser,
+    service: Service,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    archived: bool | None = None,
+) -> Page[ProjectRead]:
+    rows, next_cursor = await service.list(limit=limit, cursor=cursor, archived=archived)
+    return Page[ProjectRead](
+        items=[ProjectRead.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/{project_id}",
+    response_model=ProjectRead,
+    responses=problem_responses(*AUTH_ERRORS, 422),
+    summary="Get a project",
+)
+async def get_project(project_id: uuid.UUID, _user: CurrentUser, service: Service) -> Project:
+    return await service.get(project_id)
+
+
+@router.patch(
+    "/{project_id}",
+    response_model=ProjectRead,
+    responses=problem_responses(*AUTH_ERRORS, 422),
+    summary="Change a project's name, description or archived flag",
+)
+async def update_project(
+    project_id: uuid.UUID, data: ProjectUpdate, _user: CurrentUser, service: Service
+) -> Project:
+    return await service.update(project_id, data)
+
+
+@router.delete(
+    "/{project_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(*AUTH_ERRORS, 422),
+    summary="Delete a project",
+)
+async def delete_project(project_id: uuid.UUID, _user: CurrentUser, service: Service) -> Response:
+    await service.delete(project_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,71 @@
+"""Project use cases. Services never commit: the request owns the transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from backend.kit.errors import Problem
+from backend.kit.pagination import decode_cursor, encode_cursor
+from backend.projects.models import Project
+from backend.projects.repository import ProjectRepository
+from backend.projects.schemas import ProjectCreate, ProjectUpdate
+
+
+class ProjectService:
+    def __init__(self, repo: ProjectRepository) -> None:
+        self.repo = repo
+
+    async def create(self, data: ProjectCreate, *, actor: uuid.UUID) -> Project:
+        """Create a project owned by the current tenant."""
+        project = Project(id=uuid.uuid4(), name=data.name, description=data.description,
+                          created_by=actor)  # fmt: skip
+        self.repo.add(project)
+        await self.repo.flush()
+        await self.repo.refresh(project)
+        return project
+
+    async def get(self, project_id: uuid.UUID) -> Project:
+        """A project of the current tenant, or 404."""
+        project = await self.repo.get(project_id)
+        if project is None:
+            raise Problem(404, "project-not-found", f"No project {project_id}.")
+        return project
+
+    async def list(
+        self, *, limit: int, cursor: str | None, archived: bool | None
+    ) -> tuple[list[Project], str | None]:
+        """One page of projects in creation order, and the cursor of the next page."""
+        after = None
+        if cursor:
+            created_at, raw_id = decode_cursor(cursor, 2)
+            try:
+                after = (dt.datetime.fromisoformat(created_at), uuid.UUID(raw_id))
+            except (TypeError, ValueError) as exc:
+                raise Problem(422, "invalid-cursor", "cursor is not one this API returned") from exc
+        rows = await self.repo.list(limit=limit + 1, after=after, archived=archived)
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+        return rows, next_cursor
+
+    async def update(self, project_id: uuid.UUID, data: ProjectUpdate) -> Project:
+        """Apply the given fields; fields left out stay as they are."""
+        project = await self.get(project_id)
+        changes = data.model_dump(exclude_unset=True)
+        for key in ("name", "archived"):
+            if key in changes and changes[key] is None:
+                raise Problem(422, "validation-error", f"'{key}' cannot be null")
+        for key, value in changes.items():
+            if value is not None:
+                setattr(project, key, value)
+        await self.repo.flush()
+        await self.repo.refresh(project)
+        return project
+
+    async def delete(self, project_id: uuid.UUID) -> None:
+        """Delete a project of the current tenant, or 404."""
+        project = await self.get(project_id)
+        await self.repo.delete(project)

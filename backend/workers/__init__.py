@@ -1,0 +1,1 @@
+"""Celery: the app, queue routing by tenant partition, the beat schedule."""

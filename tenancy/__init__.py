@@ -1,0 +1,1 @@
+"""Everything that knows tenants exist, and nothing about tasks."""

@@ -1,0 +1,65 @@
+"""Every Redis key and Celery queue name that belongs to a tenant is made here.
+
+Tenant keys carry a Redis Cluster hash tag, ``tf:{<tenant id>}:...``, so all keys of a tenant
+share a slot and multi-key Lua scripts stay cluster-safe. Platform keys (registry cache and the
+like) live under ``tf:platform:``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+PLATFORM_QUEUE = "tf.platform"
+PARTITION_QUEUE_PREFIX = "tf.p"
+PINNED_QUEUE_PREFIX = "tf.pinned."
+
+
+def tenant_key(tenant_id: uuid.UUID | str, *parts: str) -> str:
+    """A key owned by a tenant: ``tf:{<tenant id>}:part:part``."""
+    tid = str(uuid.UUID(str(tenant_id)))
+    for part in parts:
+        if not part or "{" in part or "}" in part:
+            raise ValueError(f"invalid key part {part!r}")
+    return ":".join(("tf", "{" + tid + "}", *parts))
+
+
+def platform_key(*parts: str) -> str:
+    """A key owned by the platform, not by any tenant."""
+    for part in parts:
+        if not part or "{" in part or "}" in part:
+            raise ValueError(f"invalid key part {part!r}")
+    return ":".join(("tf", "platform", *parts))
+
+
+def registry_cache_key(kind: str, value: str) -> str:
+    return platform_key("registry", kind, value)
+
+
+def partition_of(tenant_id: uuid.UUID | str, partitions: int) -> int:
+    """Stable partition of a tenant: sha256 of its id mod partitions (same in every process)."""
+    if partitions < 1:
+        raise ValueError("partitions must be >= 1")
+    digest = hashlib.sha256(uuid.UUID(str(tenant_id)).bytes).digest()
+    return int.from_bytes(digest[:8], "big") % partitions
+
+
+def partition_queue(index: int) -> str:
+    return f"{PARTITION_QUEUE_PREFIX}{index}"
+
+
+def pinned_queue(name: str) -> str:
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ValueError(f"invalid pinned queue name {name!r}")
+    return PINNED_QUEUE_PREFIX + name
+
+
+def queue_for(tenant_id: uuid.UUID | str, partitions: int, pinned: str | None = None) -> str:
+    """The Celery queue of a tenant: its pinned queue, else its partition queue."""
+    if pinned:
+        return pinned_queue(pinned)
+    return partition_queue(partition_of(tenant_id, partitions))
+
+
+def all_partition_queues(partitions: int) -> list[str]:
+    return [partition_queue(i) for i in range(partitions)]

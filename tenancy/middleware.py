@@ -1,0 +1,91 @@
+"""Resolve the tenant of every tenant route, refuse unknown or suspended ones, bind the rest.
+
+A pure ASGI middleware (no BaseHTTPMiddleware): it costs one cached lookup per request and
+binds the tenant contextvar for the whole request, including dependencies with yield.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from backend.kit.errors import problem_response
+from tenancy.context import bind_tenant
+from tenancy.naming import SLUG_RE
+from tenancy.registry import RegistryCache, TenantRecord
+from tenancy.resolver import resolve
+
+
+class TenantMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        cache: Callable[[], RegistryCache],
+        base_domain: str | None,
+        token_tenant: Callable[[str], str | None],
+        prefixes: tuple[str, ...] = ("/api/",),
+    ) -> None:
+        self.app = app
+        self.cache = cache
+        self.base_domain = base_domain
+        self.token_tenant = token_tenant
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(
+            self.prefixes
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        found = resolve(
+            headers.get("x-tenant"),
+            headers.get("host"),
+            headers.get("authorization"),
+            base_domain=self.base_domain,
+            token_tenant=self.token_tenant,
+        )
+        if found is None:
+            await self._refuse(scope, receive, send, 400, "tenant-required",
+                               "Name the tenant: X-Tenant header, a tenant subdomain, "
+                               "or a token issued by the tenant.")  # fmt: skip
+            return
+        record: TenantRecord | None = None
+        if found.slug is not None:
+            if SLUG_RE.fullmatch(found.slug):
+                record = await self.cache().by_slug(found.slug)
+        elif found.tenant_id is not None:
+            record = await self.cache().by_id(found.tenant_id)
+        if record is None or record.status == "deleting":
+            label = found.slug or found.tenant_id
+            await self._refuse(scope, receive, send, 404, "tenant-not-found",
+                               f"No tenant '{label}'.")  # fmt: skip
+            return
+        if record.status == "suspended":
+            await self._refuse(scope, receive, send, 403, "tenant-suspended",
+                               f"Tenant '{record.slug}' is suspended; contact the operator.")  # fmt: skip
+            return
+        scope.setdefault("state", {})["tenant"] = record
+        scope["state"]["tenant_source"] = found.source
+        with bind_tenant(record):
+            await self.app(scope, receive, send)
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str
+    ) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4000 + status, "reason": detail[:120]})
+            return
+        request = Request(scope, receive)
+        response = problem_response(request, status, code, detail)
+        await response(scope, receive, send)
+
+
+def tenant_of(scope_or_request: Any) -> TenantRecord:
+    state = getattr(scope_or_request, "state", None)
+    return state.tenant  # type: ignore[no-any-return,union-attr]

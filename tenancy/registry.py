@@ -1,0 +1,222 @@
+"""The tenant registry (shared schema) and its cached lookup.
+
+Writes go through the synchronous functions here (provisioning, CLI, workers). The request path
+reads through ``RegistryCache``: an in-process copy with a short TTL in front of a Redis copy in
+front of PostgreSQL. Every change deletes the Redis copy and publishes the tenant on
+``tf:platform:registry:changed`` so processes that listen drop their local copy at once; the
+short local TTL bounds staleness for those that do not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import redis as redis_sync
+import redis.asyncio as aioredis
+from sqlalchemy import CheckConstraint, DateTime, String, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.kit.db import SharedBase
+from tenancy.keys import platform_key, registry_cache_key
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("active", "suspended", "deleting")
+PLANS = ("free", "pro", "enterprise")
+INVALIDATION_CHANNEL = platform_key("registry", "changed")
+
+
+class Tenant(SharedBase):
+    __tablename__ = "tenants"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STATUSES!r}", name="status"),
+        CheckConstraint(f"plan IN {PLANS!r}", name="plan"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    schema_name: Mapped[str] = mapped_column(String(63), unique=True)
+    plan: Mapped[str] = mapped_column(String(20), default="free")
+    status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    schema_revision: Mapped[str | None] = mapped_column(String(64), index=True)
+    database_key: Mapped[str] = mapped_column(String(64), default="default")
+    queue: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantRecord:
+    """What the rest of the code knows of a tenant: an immutable copy of its registry row."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    schema_name: str
+    plan: str
+    status: str
+    schema_revision: str | None
+    database_key: str
+    queue: str | None
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> TenantRecord:
+        return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["id"] = str(self.id)
+        data["created_at"] = self.created_at.isoformat()
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> TenantRecord:
+        data = json.loads(raw)
+        data["id"] = uuid.UUID(data["id"])
+        data["created_at"] = dt.datetime.fromisoformat(data["created_at"])
+        return cls(**data)
+
+
+_COLUMNS = [getattr(Tenant, f.name) for f in dataclasses.fields(TenantRecord)]
+
+
+def get_by_slug(conn: Connection, slug: str) -> TenantRecord | None:
+    row = conn.execute(select(*_COLUMNS).where(Tenant.slug == slug)).first()
+    return TenantRecord.from_row(row) if row else None
+
+
+def get_by_id(conn: Connection, tenant_id: uuid.UUID) -> TenantRecord | None:
+    row = conn.execute(select(*_COLUMNS).where(Tenant.id == tenant_id)).first()
+    return TenantRecord.from_row(row) if row else None
+
+
+def list_tenants(
+    conn: Connection,
+    *,
+    after: tuple[dt.datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+    status: str | None = None,
+) -> list[TenantRecord]:
+    query = select(*_COLUMNS).order_by(Tenant.created_at, Tenant.id).limit(limit)
+    if after is not None:
+        query = query.where((Tenant.created_at, Tenant.id) > after)  # type: ignore[operator]
+    if status is not None:
+        query = query.where(Tenant.status == status)
+    return [TenantRecord.from_row(r) for r in conn.execute(query)]
+
+
+def invalidate(redis: redis_sync.Redis | None, tenant: TenantRecord) -> None:
+    """Forget cached copies of a tenant everywhere; a Redis failure is logged, not raised."""
+    if redis is None:
+        return
+    try:
+        pipe = redis.pipeline(transaction=False)
+        pipe.delete(registry_cache_key("slug", tenant.slug), registry_cache_key("id", str(tenant.id)))
+        pipe.publish(INVALIDATION_CHANNEL, json.dumps({"id": str(tenant.id), "slug": tenant.slug}))
+        pipe.execute()
+    except redis_sync.RedisError:
+        log.warning("registry cache invalidation failed for %s; TTLs will expire it", tenant.slug)
+
+
+class RegistryCache:
+    """Cached tenant lookups for the request path: local TTL -> Redis -> PostgreSQL."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        redis: aioredis.Redis | None,
+        *,
+        local_ttl: float,
+        redis_ttl: int,
+    ) -> None:
+        self._engine = engine
+        self._redis = redis
+        self._local_ttl = local_ttl
+        self._redis_ttl = redis_ttl
+        self._local: dict[tuple[str, str], tuple[float, TenantRecord | None]] = {}
+
+    def forget(self, slug: str | None = None, tenant_id: str | None = None) -> None:
+        if slug:
+            self._local.pop(("slug", slug), None)
+        if tenant_id:
+            self._local.pop(("id", tenant_id), None)
+
+    def forget_all(self) -> None:
+        self._local.clear()
+
+    async def by_slug(self, slug: str) -> TenantRecord | None:
+        return await self._lookup("slug", slug)
+
+    async def by_id(self, tenant_id: uuid.UUID | str) -> TenantRecord | None:
+        return await self._lookup("id", str(tenant_id))
+
+    async def _lookup(self, kind: str, value: str) -> TenantRecord | None:
+        now = time.monotonic()
+        hit = self._local.get((kind, value))
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        record = await self._from_redis(kind, value)
+        if record is None:
+            record = await self._from_db(kind, value)
+            if record is not None:
+                await self._to_redis(record)
+        self._remember(kind, value, record, now)
+        return record
+
+    def _remember(self, kind: str, value: str, record: TenantRecord | None, now: float) -> None:
+        if len(self._local) > 50_000:
+            self._local.clear()
+        expires = now + self._local_ttl
+        self._local[(kind, value)] = (expires, record)
+        if record is not None:
+            other = ("id", str(record.id)) if kind == "slug" else ("slug", record.slug)
+            self._local[other] = (expires, record)
+
+    async def _from_redis(self, kind: str, value: str) -> TenantRecord | None:
+        if self._redis is None:
+            return None
+        try:
+            raw = await self._redis.get(registry_cache_key(kind, value))
+        except (aioredis.RedisError, OSError):
+            log.warning("registry cache unavailable; reading the registry from PostgreSQL")
+            return None
+        return TenantRecord.from_json(raw) if raw else None
+
+    async def _to_redis(self, record: TenantRecord) -> None:
+        if self._redis is None:
+            return
+        raw = record.to_json()
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.set(registry_cache_key("slug", record.slug), raw, ex=self._redis_ttl)
+            pipe.set(registry_cache_key("id", str(record.id)), raw, ex=self._redis_ttl)
+            await pipe.execute()
+        except (aioredis.RedisError, OSError):
+            pass
+
+    async def _from_db(self, kind: str, value: str) -> TenantRecord | None:
+        if kind == "id":
+            try:
+                key: Any = uuid.UUID(value)
+            except ValueError:
+                return None
+            condition = Tenant.id == key
+        else:
+            condition = Tenant.slug == value
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(*_COLUMNS).where(condition))).first()
+        return TenantRecord.from_row(row) if row else None

@@ -1,0 +1,152 @@
+"""Test fixtures: real PostgreSQL and Redis, a throwaway database per run.
+
+Services are found (or started) by backend.devservices exactly as `make dev` does; the suite
+works in its own database ``tenantflow_test_<pid>`` (dropped at the end) and Redis db 15.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import redis as redis_sync
+from sqlalchemy.engine import make_url
+
+from backend import devservices
+
+PLATFORM_TOKEN = "test-platform-token-0123456789abcdef-xyz"
+OWNER_PASSWORD = "correct-horse-battery"
+BASE_DOMAIN = "tenantflow.test"
+TEST_DB = f"tenantflow_test_{os.getpid()}"
+
+
+def _admin_conninfo(url: str) -> str:
+    return make_url(url).set(drivername="postgresql", database="postgres").render_as_string(False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    found = devservices.ensure("var", database=TEST_DB, redis_db=15)
+    for note in found.notes:
+        print(note)
+    os.environ.update(
+        TENANTFLOW_ENV="test",
+        TENANTFLOW_DATABASE_URL=found.database_url,
+        TENANTFLOW_REDIS_URL=found.redis_url,
+        TENANTFLOW_PLATFORM_TOKEN=PLATFORM_TOKEN,
+        TENANTFLOW_BASE_DOMAIN=BASE_DOMAIN,
+    )
+    redis_sync.Redis.from_url(found.redis_url).flushdb()
+    from backend.config import get_settings
+
+    get_settings.cache_clear()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    url = os.environ.get("TENANTFLOW_DATABASE_URL")
+    if not url or not make_url(url).database or not make_url(url).database.startswith("tenantflow_test_"):
+        return
+    with psycopg.connect(_admin_conninfo(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings() -> Any:
+    from backend.config import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def sync_engine(settings: Any) -> Iterator[Any]:
+    from backend.kit.db import make_engine
+    from tenancy import migrate
+
+    engine = make_engine(settings.database_url, pool_size=5)
+    migrate.upgrade_shared(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sync_redis(settings: Any) -> Iterator[redis_sync.Redis]:
+    client = redis_sync.Redis.from_url(settings.redis_url)
+    yield client
+    client.close()
+
+
+@dataclass
+class TenantHandle:
+    record: Any
+    slug: str
+    email: str
+    password: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.record.id  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def make_tenant(sync_engine: Any, sync_redis: redis_sync.Redis) -> Any:
+    """Create a fresh tenant (schema + owner) with a unique slug."""
+    from backend.platform import service
+
+    def make(prefix: str = "t", **kwargs: Any) -> TenantHandle:
+        slug = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        email = f"owner@{slug}.example.com"
+        record = service.create_tenant(
+            sync_engine, sync_redis, slug=slug, name=kwargs.get("name", slug.title()),
+            plan=kwargs.get("plan", "free"), owner_email=email, owner_password=OWNER_PASSWORD,
+        )  # fmt: skip
+        return TenantHandle(record, slug, email, OWNER_PASSWORD)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Any, sync_engine: Any) -> AsyncIterator[Any]:
+    from backend.main import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.local") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def platform_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {PLATFORM_TOKEN}"}
+
+
+async def login(client: httpx.AsyncClient, tenant: TenantHandle) -> dict[str, str]:
+    """Headers of the tenant's owner: X-Tenant and a bearer token."""
+    resp = await client.post(
+        "/api/v1/auth/login",
+        data={"username": tenant.email, "password": tenant.password},
+        headers={"X-Tenant": tenant.slug},
+    )
+    assert resp.status_code == 200, resp.text
+    return {"X-Tenant": tenant.slug, "Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+def assert_problem(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json"), resp.headers
+    body = resp.json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["type"].startswith("https://")
+    if code is not None:
+        assert body["type"].endswith("/" + code), body
+    return body  # type: ignore[no-any-return]

@@ -1,0 +1,45 @@
+"""Login, the signed-in user, projects CRUD and errors over HTTP against real services."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conftest import assert_problem, login
+
+
+async def test_login_and_me(client, make_tenant):
+    tenant = make_tenant()
+    headers = await login(client, tenant)
+    resp = await client.get("/api/v1/users/me", headers=headers)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["email"] == tenant.email and body["role"] == "owner"
+
+
+async def test_login_wrong_password_is_401_problem(client, make_tenant):
+    tenant = make_tenant()
+    resp = await client.post(
+        "/api/v1/auth/login",
+        data={"username": tenant.email, "password": "not-the-password"},
+        headers={"X-Tenant": tenant.slug},
+    )
+    assert_problem(resp, 401, "invalid-credentials")
+
+
+async def test_projects_crud(client, make_tenant):
+    tenant = make_tenant()
+    headers = await login(client, tenant)
+    resp = await client.post("/api/v1/projects", json={"name": "Ops", "description": "d"},
+                             headers=headers)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    project = resp.json()
+    assert resp.headers["location"] == f"/api/v1/projects/{project['id']}"
+    got = await client.get(f"/api/v1/projects/{project['id']}", headers=headers)
+    assert got.status_code == 200 and got.json()["name"] == "Ops"
+    patched = await client.patch(f"/api/v1/projects/{project['id']}",
+                                 json={"archived": True}, headers=headers)  # fmt: skip
+    assert patched.status_code == 200 and patched.json()["archived"] is True
+    deleted = await client.delete(f"/api/v1/projects/{project['id']}", headers=headers)
+    assert deleted.status_code == 204
+    gone = await client.get(f"/api/v1/projects/{project['id']}", headers=headers)
+    assert_problem(gone, 404, "project-not-found")
