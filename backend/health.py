@@ -44,6 +44,11 @@ async def readyz(res: ResourcesDep) -> Any:
     if all(v == "ok" for v in checks.values()):
         return {"status": "ready", "checks": checks}
     failing = ", ".join(k for k, v in checks.items() if v != "ok")
-    body = {"type": TYPE_BASE + "not-ready", "title": "Service Unavailable", "status": 503,
-            "detail": f"Not ready: {failing} not answering.", "checks": checks}  # fmt: skip
+    body = {
+        "type": TYPE_BASE + "not-ready",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": f"Not ready: {failing} not answering.",
+        "checks": checks,
+    }
     return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)

@@ -23,9 +23,13 @@ class Reporter:
             self.console.print("all tenants are at the target revision")
             return
         if self.interactive:
-            self.progress = Progress(TextColumn("migrating tenants"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(),
-                                     console=self.console)  # fmt: skip
+            self.progress = Progress(
+                TextColumn("migrating tenants"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+            )
             self.progress.start()
             self.task = self.progress.add_task("tenants", total=total)
         else:
@@ -39,8 +43,10 @@ class Reporter:
                 self.progress.console.print(f"[red]failed[/red] {outcome.slug}: {outcome.error}")
             return
         state = f"ok {outcome.revision}" if outcome.ok else f"FAILED: {outcome.error}"
-        self.console.print(f"[{self.done}/{self.total}] {outcome.slug} {state} "
-                           f"({outcome.seconds * 1000:.0f} ms)", highlight=False)  # fmt: skip
+        self.console.print(
+            f"[{self.done}/{self.total}] {outcome.slug} {state} ({outcome.seconds * 1000:.0f} ms)",
+            highlight=False,
+        )
 
     def stop(self) -> None:
         if self.progress is not None:

@@ -51,9 +51,15 @@ class TenantMiddleware:
             token_tenant=self.token_tenant,
         )
         if found is None:
-            await self._refuse(scope, receive, send, 400, "tenant-required",
-                               "Name the tenant: X-Tenant header, a tenant subdomain, "
-                               "or a token issued by the tenant.")  # fmt: skip
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                400,
+                "tenant-required",
+                "Name the tenant: X-Tenant header, a tenant subdomain, "
+                "or a token issued by the tenant.",
+            )
             return
         record: TenantRecord | None = None
         if found.slug is not None:
@@ -63,12 +69,19 @@ class TenantMiddleware:
             record = await self.cache().by_id(found.tenant_id)
         if record is None or record.status == "deleting":
             label = found.slug or found.tenant_id
-            await self._refuse(scope, receive, send, 404, "tenant-not-found",
-                               f"No tenant '{label}'.")  # fmt: skip
+            await self._refuse(
+                scope, receive, send, 404, "tenant-not-found", f"No tenant '{label}'."
+            )
             return
         if record.status == "suspended":
-            await self._refuse(scope, receive, send, 403, "tenant-suspended",
-                               f"Tenant '{record.slug}' is suspended; contact the operator.")  # fmt: skip
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                403,
+                "tenant-suspended",
+                f"Tenant '{record.slug}' is suspended; contact the operator.",
+            )
             return
         scope.setdefault("state", {})["tenant"] = record
         scope["state"]["tenant_source"] = found.source

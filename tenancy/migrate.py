@@ -79,19 +79,21 @@ def _unschematized_tenant_metadata() -> Any:
 
     meta = MetaData(naming_convention=NAMING_CONVENTION)
     for table in TenantBase.metadata.tables.values():
-        table.to_metadata(meta, schema=None)
+        table.to_metadata(meta, schema=None)  # type: ignore[arg-type]
     return meta
 
 
 def run_shared_env(context: Any) -> None:
+    import backend.models  # noqa: F401
     from backend.config import get_settings
     from backend.kit.db import SharedBase, make_engine
 
-    import backend.models  # noqa: F401
-
-    opts = {"version_table_schema": SHARED_SCHEMA, "target_metadata": SharedBase.metadata,
-            "include_schemas": True,
-            "include_name": lambda name, type_, _p: type_ != "schema" or name == SHARED_SCHEMA}  # fmt: skip
+    opts = {
+        "version_table_schema": SHARED_SCHEMA,
+        "target_metadata": SharedBase.metadata,
+        "include_schemas": True,
+        "include_name": lambda name, type_, _p: type_ != "schema" or name == SHARED_SCHEMA,
+    }
     if context.is_offline_mode():
         context.configure(url=get_settings().database_url, literal_binds=True, **opts)
         with context.begin_transaction():
@@ -109,12 +111,12 @@ def run_shared_env(context: Any) -> None:
 def run_tenant_env(context: Any) -> None:
     from backend.config import get_settings
     from backend.kit.db import make_engine
-
     from tenancy import registry
 
     if context.is_offline_mode():
-        context.configure(url=get_settings().database_url, literal_binds=True,
-                          transactional_ddl=False)  # fmt: skip
+        context.configure(
+            url=get_settings().database_url, literal_binds=True, transactional_ddl=False
+        )
         context.run_migrations()
         return
     slug = context.get_x_argument(as_dictionary=True).get("tenant")
@@ -131,8 +133,14 @@ def run_tenant_env(context: Any) -> None:
             raise SystemExit(f"no tenant {slug!r} in the registry")
         with conn.begin():
             _prepare_tenant_transaction(conn, tenant.schema_name)
-            context.configure(connection=conn, version_table_schema=tenant.schema_name,
-                              target_metadata=_unschematized_tenant_metadata())  # fmt: skip
+            context.configure(
+                connection=conn,
+                version_table_schema=tenant.schema_name,
+                target_metadata=_unschematized_tenant_metadata(),
+                include_name=lambda name, type_, _p: (
+                    not (type_ == "table" and name == "alembic_version")
+                ),
+            )
             context.run_migrations()
             _record_revision(conn, tenant.id, tenant.schema_name)
     engine.dispose()
@@ -155,8 +163,9 @@ def _run(conn: Connection | None, name: MigrationSet, target: str, **configure: 
     def upgrade(rev: Any, _context: Any) -> Any:
         return script._upgrade_revs(target, rev)
 
-    with EnvironmentContext(cfg, script, fn=upgrade, destination_rev=target,
-                            as_sql=conn is None) as env:  # fmt: skip
+    with EnvironmentContext(
+        cfg, script, fn=upgrade, destination_rev=target, as_sql=conn is None
+    ) as env:
         env.configure(connection=conn, **configure)
         env.run_migrations()
 
@@ -185,7 +194,9 @@ def upgrade_shared(engine: Engine, target: str = "head") -> str | None:
         return _current_revision(conn, SHARED_SCHEMA)
 
 
-def upgrade_tenant(conn: Connection, tenant_id: uuid.UUID, schema: str, target: str = "head") -> str | None:  # fmt: skip
+def upgrade_tenant(
+    conn: Connection, tenant_id: uuid.UUID, schema: str, target: str = "head"
+) -> str | None:
     """Migrate one tenant schema inside one transaction and record the revision reached."""
     validate_schema_name(schema)
     with conn.begin():
@@ -201,8 +212,15 @@ _ddl_lock = threading.Lock()
 def _tenant_ddl(target: str) -> str:
     buf = io.StringIO()
     with _ddl_lock:
-        _run(None, "tenant", target, dialect_name="postgresql", output_buffer=buf,
-             literal_binds=True, transactional_ddl=False)  # fmt: skip
+        _run(
+            None,
+            "tenant",
+            target,
+            dialect_name="postgresql",
+            output_buffer=buf,
+            literal_binds=True,
+            transactional_ddl=False,
+        )
     return buf.getvalue()
 
 
@@ -258,7 +276,9 @@ def _migrate_one(tenant_id: uuid.UUID, slug: str, schema: str, target: str) -> T
     return _migrate_with(_worker_engine, tenant_id, slug, schema, target)
 
 
-def _migrate_with(engine: Engine, tenant_id: uuid.UUID, slug: str, schema: str, target: str) -> TenantOutcome:  # fmt: skip
+def _migrate_with(
+    engine: Engine, tenant_id: uuid.UUID, slug: str, schema: str, target: str
+) -> TenantOutcome:
     started = time.perf_counter()
     try:
         with engine.connect() as conn:
@@ -332,8 +352,9 @@ def _run_tenants(
     url = engine.url.render_as_string(hide_password=False)
     workers = min(jobs, len(pending))
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(url,)) as pool:  # fmt: skip
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(url,)
+    ) as pool:
         futures = [pool.submit(_migrate_one, *p, target) for p in pending]
         for future in as_completed(futures):
             yield future.result()

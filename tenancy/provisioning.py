@@ -21,7 +21,7 @@ from tenancy.migrate import resolve_revision, tenant_ddl
 from tenancy.naming import quote_schema, schema_for_slug, validate_slug
 from tenancy.registry import Tenant, TenantRecord
 
-Seeder = Callable[[Connection, TenantRecord], None]
+Seeder = Callable[[Connection, TenantRecord], object]
 
 
 class TenantExists(ValueError):
@@ -53,9 +53,16 @@ def create_tenant(
     try:
         with engine.begin() as conn:
             conn.execute(
-                insert(Tenant).values(id=tenant_id, slug=slug, name=name, schema_name=schema,
-                                      plan=plan, status="active", schema_revision=revision)
-            )  # fmt: skip
+                insert(Tenant).values(
+                    id=tenant_id,
+                    slug=slug,
+                    name=name,
+                    schema_name=schema,
+                    plan=plan,
+                    status="active",
+                    schema_revision=revision,
+                )
+            )
             quoted = quote_schema(schema)
             conn.exec_driver_sql(f"CREATE SCHEMA {quoted}")
             conn.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
@@ -110,9 +117,8 @@ def mark_deleting(engine: Engine, slug: str, redis: redis_sync.Redis | None = No
     """First step of deletion: the tenant is refused everywhere from now on."""
     with engine.begin() as conn:
         result = conn.execute(
-            update(Tenant).where(Tenant.slug == slug).values(status="deleting")
-            .returning(Tenant.id)
-        ).first()  # fmt: skip
+            update(Tenant).where(Tenant.slug == slug).values(status="deleting").returning(Tenant.id)
+        ).first()
         if result is None:
             raise TenantNotFound(slug)
         record = registry.get_by_id(conn, result.id)

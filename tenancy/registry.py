@@ -19,7 +19,7 @@ from typing import Any
 
 import redis as redis_sync
 import redis.asyncio as aioredis
-from sqlalchemy import CheckConstraint, DateTime, String, func, select
+from sqlalchemy import CheckConstraint, DateTime, Index, String, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
@@ -39,6 +39,7 @@ class Tenant(SharedBase):
     __table_args__ = (
         CheckConstraint(f"status IN {STATUSES!r}", name="status"),
         CheckConstraint(f"plan IN {PLANS!r}", name="plan"),
+        Index("ix_tenants_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -125,7 +126,9 @@ def invalidate(redis: redis_sync.Redis | None, tenant: TenantRecord) -> None:
         return
     try:
         pipe = redis.pipeline(transaction=False)
-        pipe.delete(registry_cache_key("slug", tenant.slug), registry_cache_key("id", str(tenant.id)))
+        pipe.delete(
+            registry_cache_key("slug", tenant.slug), registry_cache_key("id", str(tenant.id))
+        )
         pipe.publish(INVALIDATION_CHANNEL, json.dumps({"id": str(tenant.id), "slug": tenant.slug}))
         pipe.execute()
     except redis_sync.RedisError:

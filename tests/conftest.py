@@ -49,7 +49,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     url = os.environ.get("TENANTFLOW_DATABASE_URL")
-    if not url or not make_url(url).database or not make_url(url).database.startswith("tenantflow_test_"):
+    if (
+        not url
+        or not make_url(url).database
+        or not make_url(url).database.startswith("tenantflow_test_")
+    ):
         return
     with psycopg.connect(_admin_conninfo(url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
@@ -101,9 +105,14 @@ def make_tenant(sync_engine: Any, sync_redis: redis_sync.Redis) -> Any:
         slug = f"{prefix}-{uuid.uuid4().hex[:10]}"
         email = f"owner@{slug}.example.com"
         record = service.create_tenant(
-            sync_engine, sync_redis, slug=slug, name=kwargs.get("name", slug.title()),
-            plan=kwargs.get("plan", "free"), owner_email=email, owner_password=OWNER_PASSWORD,
-        )  # fmt: skip
+            sync_engine,
+            sync_redis,
+            slug=slug,
+            name=kwargs.get("name", slug.title()),
+            plan=kwargs.get("plan", "free"),
+            owner_email=email,
+            owner_password=OWNER_PASSWORD,
+        )
         return TenantHandle(record, slug, email, OWNER_PASSWORD)
 
     return make

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from tests.conftest import assert_problem, login
 
 
@@ -29,15 +27,17 @@ async def test_login_wrong_password_is_401_problem(client, make_tenant):
 async def test_projects_crud(client, make_tenant):
     tenant = make_tenant()
     headers = await login(client, tenant)
-    resp = await client.post("/api/v1/projects", json={"name": "Ops", "description": "d"},
-                             headers=headers)  # fmt: skip
+    resp = await client.post(
+        "/api/v1/projects", json={"name": "Ops", "description": "d"}, headers=headers
+    )
     assert resp.status_code == 201, resp.text
     project = resp.json()
     assert resp.headers["location"] == f"/api/v1/projects/{project['id']}"
     got = await client.get(f"/api/v1/projects/{project['id']}", headers=headers)
     assert got.status_code == 200 and got.json()["name"] == "Ops"
-    patched = await client.patch(f"/api/v1/projects/{project['id']}",
-                                 json={"archived": True}, headers=headers)  # fmt: skip
+    patched = await client.patch(
+        f"/api/v1/projects/{project['id']}", json={"archived": True}, headers=headers
+    )
     assert patched.status_code == 200 and patched.json()["archived"] is True
     deleted = await client.delete(f"/api/v1/projects/{project['id']}", headers=headers)
     assert deleted.status_code == 204

@@ -59,7 +59,9 @@ class TenantJWTStrategy(Strategy[User, uuid.UUID]):
         return None
 
 
-async def get_user_db(session: SessionDep) -> AsyncIterator[SQLAlchemyUserDatabase[User, uuid.UUID]]:
+async def get_user_db(
+    session: SessionDep,
+) -> AsyncIterator[SQLAlchemyUserDatabase[User, uuid.UUID]]:
     yield SQLAlchemyUserDatabase(session, User)
 
 
@@ -76,7 +78,9 @@ def get_strategy(request: Request) -> Strategy[models.UP, models.ID]:
 
 
 bearer = BearerTransport(tokenUrl="/api/v1/auth/login")
-auth_backend = AuthenticationBackend(name="jwt", transport=bearer, get_strategy=get_strategy)
+auth_backend: AuthenticationBackend[User, uuid.UUID] = AuthenticationBackend(
+    name="jwt", transport=bearer, get_strategy=get_strategy
+)
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
 current_active_user = fastapi_users.current_user(active=True)
 

@@ -30,8 +30,12 @@ async def login(
     credentials.username = credentials.username.strip().lower()
     user = await manager.authenticate(credentials)
     if user is None or not user.is_active:
-        raise Problem(401, "invalid-credentials", "Email or password is wrong.",
-                      headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise Problem(
+            401,
+            "invalid-credentials",
+            "Email or password is wrong.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     tokens: TokenService = request.app.state.tokens
     token = tokens.issue(user_id=user.id, role=user.role, tenant=tenant)
     return TokenOut(access_token=token, expires_in=tokens.lifetime)
@@ -45,4 +49,3 @@ async def login(
 )
 async def me(user: CurrentUser) -> User:
     return user
-

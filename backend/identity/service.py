@@ -17,7 +17,9 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def seed_owner(conn: Connection, tenant: TenantRecord, email: str, password: str, name: str = "") -> uuid.UUID:  # fmt: skip
+def seed_owner(
+    conn: Connection, tenant: TenantRecord, email: str, password: str, name: str = ""
+) -> uuid.UUID:
     """Create the tenant's owner inside the provisioning transaction."""
     user_id = uuid.uuid4()
     bound = conn.execution_options(schema_translate_map=translate_map(tenant.schema_name))

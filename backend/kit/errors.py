@@ -91,9 +91,14 @@ _HTTP_CODES = {
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     return problem_response(
-        request, exc.status, exc.code, exc.detail, title=exc.title, headers=exc.headers,
+        request,
+        exc.status,
+        exc.code,
+        exc.detail,
+        title=exc.title,
+        headers=exc.headers,
         **exc.extra,
-    )  # fmt: skip
+    )
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -161,6 +166,4 @@ PROBLEM_SCHEMA = {
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        s: {"description": HTTPStatus(s).phrase, **PROBLEM_SCHEMA} for s in statuses
-    }
+    return {s: {"description": HTTPStatus(s).phrase, **PROBLEM_SCHEMA} for s in statuses}

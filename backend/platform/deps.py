@@ -15,12 +15,19 @@ def require_operator(request: Request) -> str:
     expected = settings.platform_token.get_secret_value() if settings.platform_token else ""
     token = bearer_token(request.headers.get("authorization"))
     if not expected:
-        raise Problem(401, "platform-disabled",
-                      "The platform API is disabled: set TENANTFLOW_PLATFORM_TOKEN.",
-                      headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise Problem(
+            401,
+            "platform-disabled",
+            "The platform API is disabled: set TENANTFLOW_PLATFORM_TOKEN.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Problem(401, "invalid-operator-token", "A valid operator bearer token is required.",
-                      headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise Problem(
+            401,
+            "invalid-operator-token",
+            "A valid operator bearer token is required.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return "platform-token"
 
 

@@ -16,8 +16,14 @@ from tenancy.registry import Tenant
 log = logging.getLogger(__name__)
 
 
-@celery_app.task(name="platform.drop_tenant_schema", bind=True, max_retries=10,
-                 autoretry_for=(Exception,), retry_backoff=True, retry_jitter=True)  # fmt: skip
+@celery_app.task(
+    name="platform.drop_tenant_schema",
+    bind=True,
+    max_retries=10,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_jitter=True,
+)
 def drop_tenant_schema(self: object, tenant_id: str) -> bool:
     """Drop the schema and registry row of a tenant marked deleting (idempotent)."""
     dropped = provisioning.drop_tenant(resources.engine(), uuid.UUID(tenant_id), resources.redis())
@@ -30,9 +36,13 @@ def sweep_deleting_tenants(older_than_seconds: int = 600) -> int:
     """Re-queue the drop of tenants stuck in 'deleting' (a lost message, a worker that died)."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_seconds)
     with resources.engine().connect() as conn:
-        ids = conn.execute(
-            select(Tenant.id).where(Tenant.status == "deleting", Tenant.updated_at < cutoff)
-        ).scalars().all()  # fmt: skip
+        ids = (
+            conn.execute(
+                select(Tenant.id).where(Tenant.status == "deleting", Tenant.updated_at < cutoff)
+            )
+            .scalars()
+            .all()
+        )
     for tenant_id in ids:
         drop_tenant_schema.delay(str(tenant_id))
     return len(ids)

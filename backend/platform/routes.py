@@ -27,9 +27,14 @@ def create_tenant(
     data: TenantCreate, _op: Operator, res: ResourcesDep, response: Response
 ) -> TenantOut:
     record = service.create_tenant(
-        res.sync_engine, res.sync_redis, slug=data.slug, name=data.name, plan=data.plan,
-        owner_email=str(data.owner_email), owner_password=data.owner_password,
-    )  # fmt: skip
+        res.sync_engine,
+        res.sync_redis,
+        slug=data.slug,
+        name=data.name,
+        plan=data.plan,
+        owner_email=str(data.owner_email),
+        owner_password=data.owner_password,
+    )
     response.headers["Location"] = f"/platform/v1/tenants/{record.slug}"
     return TenantOut.model_validate(record)
 
@@ -74,6 +79,7 @@ def get_tenant(slug: str, _op: Operator, res: ResourcesDep) -> TenantOut:
 def update_tenant(slug: str, data: TenantUpdate, _op: Operator, res: ResourcesDep) -> TenantOut:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     record = service.update_tenant(res.sync_engine, res.sync_redis, slug, changes)
+    res.registry.forget(record.slug, str(record.id))
     return TenantOut.model_validate(record)
 
 
@@ -86,4 +92,5 @@ def update_tenant(slug: str, data: TenantUpdate, _op: Operator, res: ResourcesDe
 )
 def delete_tenant(slug: str, _op: Operator, res: ResourcesDep) -> TenantOut:
     record = service.delete_tenant(res.sync_engine, res.sync_redis, slug)
+    res.registry.forget(record.slug, str(record.id))
     return TenantOut.model_validate(record)

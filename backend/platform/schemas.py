@@ -14,8 +14,12 @@ Plan = Literal["free", "pro", "enterprise"]
 class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    slug: str = Field(min_length=2, max_length=40, examples=["acme"],
-                      description="2-40 chars: a lowercase letter, then [a-z0-9-]; not reserved.")  # fmt: skip
+    slug: str = Field(
+        min_length=2,
+        max_length=40,
+        examples=["acme"],
+        description="2-40 chars: a lowercase letter, then [a-z0-9-]; not reserved.",
+    )
     name: str = Field(min_length=1, max_length=200)
     plan: Plan = "free"
     owner_email: EmailStr

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.kit.db import TenantBase, TimestampMixin, new_id
@@ -10,6 +10,7 @@ from backend.kit.db import TenantBase, TimestampMixin, new_id
 
 class Project(TimestampMixin, TenantBase):
     __tablename__ = "projects"
+    __table_args__ = (Index("ix_projects_created_at_id", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.projects.models import Project
@@ -23,7 +23,10 @@ class ProjectRepository:
     ) -> list[Project]:
         query = select(Project).order_by(Project.created_at, Project.id).limit(limit)
         if after is not None:
-            query = query.where(tuple_(Project.created_at, Project.id) > tuple_(*after))
+            query = query.where(
+                tuple_(Project.created_at, Project.id)
+                > tuple_(literal(after[0]), literal(after[1]))
+            )
         if archived is not None:
             query = query.where(Project.archived == archived)
         return list((await self.session.scalars(query)).all())

@@ -18,8 +18,9 @@ class ProjectService:
 
     async def create(self, data: ProjectCreate, *, actor: uuid.UUID) -> Project:
         """Create a project owned by the current tenant."""
-        project = Project(id=uuid.uuid4(), name=data.name, description=data.description,
-                          created_by=actor)  # fmt: skip
+        project = Project(
+            id=uuid.uuid4(), name=data.name, description=data.description, created_by=actor
+        )
         self.repo.add(project)
         await self.repo.flush()
         await self.repo.refresh(project)

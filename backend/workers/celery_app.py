@@ -1,9 +1,14 @@
-"""The Celery app. Workers: `tenantflow worker` (every queue) or `celery -A backend.workers.celery_app worker -Q ...`."""
+"""The Celery app.
+
+Run workers with `tenantflow worker` (every queue) or
+`celery -A backend.workers.celery_app worker -Q <queues>` for a partition of its own.
+"""
 
 from __future__ import annotations
 
 from celery import Celery
 
+import backend.models  # noqa: F401  (every mapper configured before a job flushes)
 from backend.config import Settings, get_settings
 from backend.workers import resources
 from tenancy import keys

@@ -24,8 +24,10 @@ _redis: tuple[int, redis_sync.Redis] | None = None
 def engine() -> Engine:
     global _engine
     if _engine is None or _engine[0] != os.getpid():
-        _engine = (os.getpid(), make_engine(get_settings().database_url, pool_size=2,
-                                            max_overflow=2))  # fmt: skip
+        _engine = (
+            os.getpid(),
+            make_engine(get_settings().database_url, pool_size=2, max_overflow=2),
+        )
     return _engine[1]
 
 

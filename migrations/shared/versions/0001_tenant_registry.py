@@ -30,18 +30,21 @@ def upgrade() -> None:
         sa.Column("schema_revision", sa.String(64), nullable=True),
         sa.Column("database_key", sa.String(64), nullable=False, server_default="default"),
         sa.Column("queue", sa.String(64), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-        sa.CheckConstraint("status IN ('active', 'suspended', 'deleting')",
-                           name="ck_tenants_status"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.CheckConstraint(
+            "status IN ('active', 'suspended', 'deleting')", name="ck_tenants_status"
+        ),
         sa.CheckConstraint("plan IN ('free', 'pro', 'enterprise')", name="ck_tenants_plan"),
         sa.PrimaryKeyConstraint("id", name="pk_tenants"),
         sa.UniqueConstraint("slug", name="uq_tenants_slug"),
         sa.UniqueConstraint("schema_name", name="uq_tenants_schema_name"),
         schema=SCHEMA,
-    )  # fmt: skip
+    )
     op.create_index("ix_tenants_status", "tenants", ["status"], schema=SCHEMA)
     op.create_index("ix_tenants_schema_revision", "tenants", ["schema_revision"], schema=SCHEMA)
     op.create_index("ix_tenants_created_at_id", "tenants", ["created_at", "id"], schema=SCHEMA)

@@ -27,14 +27,15 @@ def upgrade() -> None:
         sa.Column("is_verified", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("name", sa.String(200), nullable=False, server_default=""),
         sa.Column("role", sa.String(20), nullable=False, server_default="member"),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-        sa.CheckConstraint("role IN ('owner', 'admin', 'member', 'viewer')",
-                           name="ck_users_role"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.CheckConstraint("role IN ('owner', 'admin', 'member', 'viewer')", name="ck_users_role"),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
-    )  # fmt: skip
+    )
     op.create_index("ix_users_email", "users", ["email"], unique=True)
 
 

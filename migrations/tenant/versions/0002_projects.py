@@ -24,14 +24,17 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False, server_default=""),
         sa.Column("archived", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("created_by", sa.Uuid(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
-        sa.ForeignKeyConstraint(["created_by"], ["users.id"], ondelete="SET NULL",
-                                name="fk_projects_created_by_users"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by"], ["users.id"], ondelete="SET NULL", name="fk_projects_created_by_users"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_projects"),
-    )  # fmt: skip
+    )
     op.create_index("ix_projects_created_at_id", "projects", ["created_at", "id"])
 
 
