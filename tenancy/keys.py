@@ -32,8 +32,20 @@ def platform_key(*parts: str) -> str:
     return ":".join(("tf", "platform", *parts))
 
 
+#: The registry cache shares one hash tag so its fill script stays cluster-safe.
+REGISTRY_TAG = "{registry}"
+
+
 def registry_cache_key(kind: str, value: str) -> str:
-    return platform_key("registry", kind, value)
+    """Cached registry entry by 'slug' or 'id': ``tf:{registry}:<kind>:<value>``."""
+    if kind not in ("slug", "id") or not value or "{" in value or "}" in value:
+        raise ValueError(f"invalid registry cache key {kind!r} {value!r}")
+    return f"tf:{REGISTRY_TAG}:{kind}:{value}"
+
+
+def registry_generation_key() -> str:
+    """Bumped on every registry change; a cache fill that raced a change is dropped."""
+    return f"tf:{REGISTRY_TAG}:generation"
 
 
 def partition_of(tenant_id: uuid.UUID | str, partitions: int) -> int:

@@ -26,6 +26,7 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, Table, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
@@ -61,10 +62,19 @@ def head(name: MigrationSet) -> str:
 
 def resolve_revision(name: MigrationSet, target: str) -> str:
     """A target ('head', a revision id or a unique prefix) as a full revision id."""
-    rev = script_directory(name).get_revision(target)
+    try:
+        rev = script_directory(name).get_revision(target)
+    except CommandError as exc:
+        raise ValueError(f"unknown {name} revision {target!r}: {exc}") from exc
     if rev is None:
         raise ValueError(f"unknown {name} revision {target!r}")
     return str(rev.revision)
+
+
+def revisions_before(name: MigrationSet, target: str) -> list[str]:
+    """Every revision older than target (target excluded): the tenants that need upgrading."""
+    script = script_directory(name)
+    return [r.revision for r in script.iterate_revisions(target, "base") if r.revision != target]
 
 
 # --- env.py entry points (plain `alembic` commands) -------------------------------------------
@@ -132,7 +142,7 @@ def run_tenant_env(context: Any) -> None:
         if tenant is None:
             raise SystemExit(f"no tenant {slug!r} in the registry")
         with conn.begin():
-            _prepare_tenant_transaction(conn, tenant.schema_name)
+            _prepare_tenant_transaction(conn, tenant.id, tenant.schema_name)
             context.configure(
                 connection=conn,
                 version_table_schema=tenant.schema_name,
@@ -149,9 +159,20 @@ def run_tenant_env(context: Any) -> None:
 # --- programmatic runs -------------------------------------------------------------------------
 
 
-def _prepare_tenant_transaction(conn: Connection, schema: str) -> None:
+class TenantGone(RuntimeError):
+    """The tenant was deleted (or is being deleted) while the migration ran."""
+
+
+def _prepare_tenant_transaction(conn: Connection, tenant_id: uuid.UUID, schema: str) -> None:
+    """Lock the tenant's registry row against deletion, then point search_path at its schema."""
+    from tenancy.registry import Tenant
+
+    status = conn.execute(
+        select(Tenant.status).where(Tenant.id == tenant_id).with_for_update(read=True)
+    ).scalar()
+    if status is None or status == "deleting":
+        raise TenantGone(f"tenant {schema} is deleted or being deleted")
     quoted = quote_schema(schema)
-    conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
     conn.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
     conn.exec_driver_sql("SET LOCAL lock_timeout = '15s'")
 
@@ -200,7 +221,7 @@ def upgrade_tenant(
     """Migrate one tenant schema inside one transaction and record the revision reached."""
     validate_schema_name(schema)
     with conn.begin():
-        _prepare_tenant_transaction(conn, schema)
+        _prepare_tenant_transaction(conn, tenant_id, schema)
         _run(conn, "tenant", target, version_table_schema=schema)
         return _record_revision(conn, tenant_id, schema)
 
@@ -243,6 +264,7 @@ class TenantOutcome:
     revision: str | None
     seconds: float
     error: str | None = None
+    skipped: bool = False
 
 
 @dataclass
@@ -283,6 +305,8 @@ def _migrate_with(
     try:
         with engine.connect() as conn:
             rev = upgrade_tenant(conn, tenant_id, schema, target)
+    except TenantGone as exc:
+        return TenantOutcome(slug, True, None, time.perf_counter() - started, str(exc), True)
     except Exception as exc:  # one tenant's failure is reported, never fatal to the run
         message = " ".join(str(exc).split())[:500]
         return TenantOutcome(slug, False, None, time.perf_counter() - started, message)
@@ -305,7 +329,11 @@ def _pending_tenants(
         tenants.c.status != "deleting"
     )
     if not every:
-        query = query.where(tenants.c.schema_revision.is_distinct_from(target_rev))
+        # Only tenants behind the target; a tenant ahead of it is never touched (no downgrades).
+        behind = revisions_before("tenant", target_rev)
+        query = query.where(
+            tenants.c.schema_revision.is_(None) | tenants.c.schema_revision.in_(behind)
+        )
     if only:
         query = query.where(tenants.c.slug.in_(list(only)))
     return [(r.id, r.slug, r.schema_name) for r in conn.execute(query.order_by(tenants.c.slug))]

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from tenancy import registry
+from tenancy import keys, registry
 from tenancy.migrate import resolve_revision, tenant_ddl
 from tenancy.naming import quote_schema, schema_for_slug, validate_slug
 from tenancy.registry import Tenant, TenantRecord
@@ -96,6 +96,8 @@ def update_tenant(
         raise ValueError(f"cannot change {sorted(unknown)}")
     if "plan" in changes and changes["plan"] not in registry.PLANS:
         raise ValueError(f"unknown plan {changes['plan']!r}")
+    if changes.get("queue") is not None:
+        keys.pinned_queue(str(changes["queue"]))  # raises on a name no worker could consume
     if "status" in changes and changes["status"] not in ("active", "suspended"):
         raise ValueError("status can be set to 'active' or 'suspended' (delete the tenant instead)")
     with engine.begin() as conn:

@@ -25,13 +25,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.kit.db import SharedBase
-from tenancy.keys import platform_key, registry_cache_key
+from tenancy.keys import platform_key, registry_cache_key, registry_generation_key
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("active", "suspended", "deleting")
 PLANS = ("free", "pro", "enterprise")
 INVALIDATION_CHANNEL = platform_key("registry", "changed")
+
+# Fill the cache only if no change happened since the reader looked (generation unchanged):
+# otherwise a reader that loaded a row just before a change could write the old row back.
+_FILL_IF_UNCHANGED = """
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
 
 
 class Tenant(SharedBase):
@@ -125,7 +134,8 @@ def invalidate(redis: redis_sync.Redis | None, tenant: TenantRecord) -> None:
     if redis is None:
         return
     try:
-        pipe = redis.pipeline(transaction=False)
+        pipe = redis.pipeline(transaction=True)
+        pipe.incr(registry_generation_key())
         pipe.delete(
             registry_cache_key("slug", tenant.slug), registry_cache_key("id", str(tenant.id))
         )
@@ -172,11 +182,11 @@ class RegistryCache:
         hit = self._local.get((kind, value))
         if hit is not None and hit[0] > now:
             return hit[1]
-        record = await self._from_redis(kind, value)
+        record, generation = await self._from_redis(kind, value)
         if record is None:
             record = await self._from_db(kind, value)
-            if record is not None:
-                await self._to_redis(record)
+            if record is not None and generation is not None:
+                await self._to_redis(record, generation)
         self._remember(kind, value, record, now)
         return record
 
@@ -189,27 +199,38 @@ class RegistryCache:
             other = ("id", str(record.id)) if kind == "slug" else ("slug", record.slug)
             self._local[other] = (expires, record)
 
-    async def _from_redis(self, kind: str, value: str) -> TenantRecord | None:
+    async def _from_redis(self, kind: str, value: str) -> tuple[TenantRecord | None, str | None]:
+        """The cached entry and the registry generation it was read at (None: Redis away)."""
         if self._redis is None:
-            return None
+            return None, None
         try:
-            raw = await self._redis.get(registry_cache_key(kind, value))
-        except (aioredis.RedisError, OSError):
-            log.warning("registry cache unavailable; reading the registry from PostgreSQL")
-            return None
-        return TenantRecord.from_json(raw) if raw else None
-
-    async def _to_redis(self, record: TenantRecord) -> None:
-        if self._redis is None:
-            return
-        raw = record.to_json()
+            key = registry_cache_key(kind, value)
+        except ValueError:
+            return None, None
         try:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.set(registry_cache_key("slug", record.slug), raw, ex=self._redis_ttl)
-            pipe.set(registry_cache_key("id", str(record.id)), raw, ex=self._redis_ttl)
-            await pipe.execute()
+            pipe.get(key)
+            pipe.get(registry_generation_key())
+            raw, generation = await pipe.execute()
         except (aioredis.RedisError, OSError):
-            pass
+            log.warning("registry cache unavailable; reading the registry from PostgreSQL")
+            return None, None
+        generation = generation.decode() if generation else "0"
+        return (TenantRecord.from_json(raw) if raw else None), generation
+
+    async def _to_redis(self, record: TenantRecord, generation: str) -> None:
+        assert self._redis is not None
+        keys = [
+            registry_cache_key("slug", record.slug),
+            registry_cache_key("id", str(record.id)),
+            registry_generation_key(),
+        ]
+        try:
+            await self._redis.eval(  # type: ignore[misc]
+                _FILL_IF_UNCHANGED, 3, *keys, record.to_json(), generation, self._redis_ttl
+            )
+        except (aioredis.RedisError, OSError):
+            log.debug("registry cache fill skipped: Redis error", exc_info=True)
 
     async def _from_db(self, kind: str, value: str) -> TenantRecord | None:
         if kind == "id":

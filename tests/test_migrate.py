@@ -150,6 +150,7 @@ def test_fast_path_schema_equals_migrated_schema(sync_engine):
                 id=slow_id, slug=slow_slug, name="s", schema_name=schema_for_slug(slow_slug)
             )
         )
+        conn.execute(text(f"CREATE SCHEMA {quote_schema(schema_for_slug(slow_slug))}"))
     with sync_engine.connect() as conn:
         migrate.upgrade_tenant(conn, slow_id, schema_for_slug(slow_slug))
     with sync_engine.connect() as conn:
@@ -205,3 +206,28 @@ def test_cli_migrate_reports_and_exits_nonzero_on_failure(sync_engine):
     fixed = _cli("migrate", "--jobs", "1")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert f"[1/1] {slug} ok" in fixed.stdout
+
+
+def test_tenant_being_deleted_is_skipped_not_recreated(sync_engine):
+    [slug] = _old_tenants(sync_engine, "skip", 1)
+    record = provisioning.mark_deleting(sync_engine, slug)
+    with sync_engine.connect() as conn, pytest.raises(migrate.TenantGone):
+        migrate.upgrade_tenant(conn, record.id, record.schema_name)
+    provisioning.drop_tenant(sync_engine, record.id)
+    with sync_engine.connect() as conn:
+        outcome = migrate._migrate_with(sync_engine, record.id, slug, record.schema_name, "head")
+        assert outcome.ok and outcome.skipped
+        gone = conn.execute(
+            text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": record.schema_name}
+        ).scalar()
+    assert gone == 0
+
+
+def test_older_target_touches_no_tenant_and_unknown_target_is_refused(sync_engine):
+    migrate.migrate_all(sync_engine, jobs=1)
+    report = migrate.migrate_all(sync_engine, jobs=1, target=PREVIOUS)
+    assert report.pending == 0 and report.outcomes == []
+    with pytest.raises(ValueError, match="unknown"):
+        migrate.migrate_all(sync_engine, jobs=1, target="nope")
+    bad = _cli("migrate", "--to", "nope")
+    assert bad.returncode == 2 and "unknown" in bad.stderr

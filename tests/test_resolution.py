@@ -147,7 +147,7 @@ async def test_change_reaches_other_process_cache_via_pubsub(
         await asyncio.sleep(0.2)
         assert (await other.registry.by_slug(tenant.slug)).status == "active"
         provisioning.set_status(sync_engine, tenant.slug, "suspended", redis=sync_redis)
-        for _ in range(40):
+        for _ in range(20):  # well under the listener's reconnect period
             record = await other.registry.by_slug(tenant.slug)
             if record.status == "suspended":
                 break
@@ -174,3 +174,24 @@ async def test_registry_lookup_survives_redis_outage(settings, make_tenant):
 @pytest.mark.parametrize("host", ["evil.com", f"a.b.{BASE_DOMAIN}", BASE_DOMAIN])
 async def test_hosts_outside_base_domain_name_no_tenant(client, host):
     assert_problem(await client.get("/api/v1/projects", headers={"Host": host}), 400)
+
+
+async def test_cache_fill_that_raced_a_change_is_dropped(settings, make_tenant, sync_redis):
+    """A reader that loaded the row before a change must not write the old row back."""
+    from tenancy import keys, registry
+
+    tenant = make_tenant("race")
+    res = Resources.open(settings)
+    try:
+        cache = res.registry
+        cached, generation = await cache._from_redis("slug", tenant.slug)
+        assert cached is None and generation is not None
+        stale = await cache._from_db("slug", tenant.slug)
+        registry.invalidate(sync_redis, stale)  # a change lands between read and fill
+        await cache._to_redis(stale, generation)
+        assert sync_redis.get(keys.registry_cache_key("slug", tenant.slug)) is None
+        _, fresh_generation = await cache._from_redis("slug", tenant.slug)
+        await cache._to_redis(stale, fresh_generation)
+        assert sync_redis.get(keys.registry_cache_key("slug", tenant.slug)) is not None
+    finally:
+        await res.close()

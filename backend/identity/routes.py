@@ -9,7 +9,7 @@ from backend.identity.manager import CurrentUser, UserManagerDep
 from backend.identity.models import User
 from backend.identity.schemas import TokenOut, UserRead
 from backend.identity.tokens import TokenService
-from backend.kit.deps import CurrentTenant
+from backend.kit.deps import CurrentTenant, TenantDB
 from backend.kit.errors import Problem, problem_responses
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -26,6 +26,7 @@ async def login(
     credentials: Annotated[OAuth2PasswordRequestForm, Depends()],
     manager: UserManagerDep,
     tenant: CurrentTenant,
+    _uow: TenantDB,
 ) -> TokenOut:
     credentials.username = credentials.username.strip().lower()
     user = await manager.authenticate(credentials)

@@ -131,9 +131,16 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # This handler runs outside every middleware: add the request id header here.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    request_id = getattr(request.state, "request_id", None)
+    headers = {"X-Request-ID": request_id} if request_id else None
     return problem_response(
-        request, 500, "internal-error", "An unexpected error occurred; it has been logged."
+        request,
+        500,
+        "internal-error",
+        "An unexpected error occurred; it has been logged.",
+        headers=headers,
     )
 
 

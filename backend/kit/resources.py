@@ -58,22 +58,37 @@ class Resources:
         self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
-        while True:
-            try:
-                pubsub = self.redis.pubsub()
-                await pubsub.subscribe(INVALIDATION_CHANNEL)
-                # A reconnect may have missed messages: start from a clean local cache.
-                self.registry.forget_all()
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
+        # A client of its own without a read timeout: a quiet channel is not a dead one.
+        client = aioredis.Redis.from_url(
+            self.settings.redis_url,
+            socket_connect_timeout=self.settings.redis_timeout_seconds,
+            health_check_interval=30,
+        )
+        try:
+            while True:
+                await self._listen_once(client)
+                await asyncio.sleep(1.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    async def _listen_once(self, client: aioredis.Redis) -> None:
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(INVALIDATION_CHANNEL)
+            # A (re)subscription may have missed messages: start from a clean local cache.
+            self.registry.forget_all()
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
                     data = json.loads(message["data"])
                     self.registry.forget(data.get("slug"), data.get("id"))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis away: the local TTL still bounds staleness
-                log.debug("registry invalidation listener reconnecting", exc_info=True)
-                await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # Redis away: the local TTL still bounds staleness meanwhile
+            log.debug("registry invalidation listener reconnecting", exc_info=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -6,7 +6,9 @@ import datetime as dt
 import logging
 import uuid
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from backend.workers import resources
 from backend.workers.celery_app import celery_app
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
     name="platform.drop_tenant_schema",
     bind=True,
     max_retries=10,
-    autoretry_for=(Exception,),
+    autoretry_for=(DBAPIError, RedisError),
     retry_backoff=True,
     retry_jitter=True,
 )

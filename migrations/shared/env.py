@@ -1,7 +1,12 @@
-"""Alembic environment of the shared (platform) schema."""
+"""Alembic environment of the shared migration set (see alembic.ini for the commands)."""
+
+from logging.config import fileConfig
 
 from alembic import context
 
 from tenancy.migrate import run_shared_env
+
+if context.config.config_file_name:
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 run_shared_env(context)

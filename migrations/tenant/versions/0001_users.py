@@ -36,7 +36,8 @@ def upgrade() -> None:
         sa.CheckConstraint("role IN ('owner', 'admin', 'member', 'viewer')", name="ck_users_role"),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
     )
-    op.create_index("ix_users_email", "users", ["email"], unique=True)
+    # fastapi-users looks users up by lower(email): index exactly that, unique.
+    op.create_index("ix_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
 
 
 def downgrade() -> None:
