@@ -18,8 +18,8 @@ tenants_app = typer.Typer(
     help="Create, inspect, suspend, resume and delete tenants.", no_args_is_help=True
 )
 app.add_typer(tenants_app, name="tenants")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _engine():  # type: ignore[no-untyped-def]

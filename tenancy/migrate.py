@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -42,7 +43,9 @@ class MigrationLocked(RuntimeError):
     """Another migrator holds the advisory lock."""
 
 
+@lru_cache(maxsize=2)
 def alembic_config(name: MigrationSet) -> Config:
+    """The Alembic config of a migration set (parsed once per process: reused per tenant)."""
     cfg = Config(str(ROOT / "alembic.ini"), ini_section=name)
     cfg.set_main_option("script_location", str(ROOT / "migrations" / name))
     return cfg
@@ -380,12 +383,25 @@ def _run_tenants(
     url = engine.url.render_as_string(hide_password=False)
     workers = min(jobs, len(pending))
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(url,)
-    ) as pool:
-        futures = [pool.submit(_migrate_one, *p, target) for p in pending]
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(url,))
+    futures = {pool.submit(_migrate_one, *p, target): p for p in pending}
+    try:
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                # A worker process died (OOM kill, signal): its tenants' transactions rolled
+                # back. Report them as failed; a re-run picks them up.
+                yield TenantOutcome(
+                    futures[future][1],
+                    False,
+                    None,
+                    0.0,
+                    "migration worker process died; re-run to resume",
+                )
+    finally:
+        # On Ctrl-C or an error, tenants not yet started are not started.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def revision_status(engine: Engine) -> tuple[str | None, str, list[tuple[str | None, str, int]]]:

@@ -17,17 +17,22 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+def hash_password(password: str) -> str:
+    """argon2id hash (OWASP parameters); costs tens of ms of CPU, so never inside a transaction."""
+    return password_helper.hash(password)
+
+
 def seed_owner(
-    conn: Connection, tenant: TenantRecord, email: str, password: str, name: str = ""
+    conn: Connection, tenant: TenantRecord, email: str, hashed_password: str, name: str = ""
 ) -> uuid.UUID:
-    """Create the tenant's owner inside the provisioning transaction."""
+    """Create the tenant's owner inside the provisioning transaction (password pre-hashed)."""
     user_id = uuid.uuid4()
     bound = conn.execution_options(schema_translate_map=translate_map(tenant.schema_name))
     bound.execute(
         insert(User).values(
             id=user_id,
             email=normalize_email(email),
-            hashed_password=password_helper.hash(password),
+            hashed_password=hashed_password,
             name=name,
             role="owner",
             is_active=True,

@@ -10,7 +10,7 @@ from typing import Any
 import redis as redis_sync
 from sqlalchemy import Engine
 
-from backend.identity.service import seed_owner
+from backend.identity.service import hash_password, seed_owner
 from backend.kit.errors import Problem
 from backend.kit.pagination import decode_cursor, encode_cursor
 from tenancy import provisioning, registry
@@ -30,6 +30,7 @@ def create_tenant(
     owner_password: str,
 ) -> TenantRecord:
     """Provision a tenant with its owner account; 409 when the slug is taken."""
+    hashed = hash_password(owner_password)  # before the transaction: it holds locks
     try:
         return provisioning.create_tenant(
             engine,
@@ -37,7 +38,7 @@ def create_tenant(
             name=name,
             plan=plan,
             redis=redis,
-            seed=lambda conn, t: seed_owner(conn, t, owner_email, owner_password),
+            seed=lambda conn, t: seed_owner(conn, t, owner_email, hashed),
         )
     except provisioning.TenantExists as exc:
         raise Problem(409, "tenant-exists", str(exc)) from exc

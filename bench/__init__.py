@@ -1,0 +1,188 @@
+"""Benchmarks of tenant provisioning and of migrating every tenant schema.
+
+Each benchmark is a module with a ``run`` entry point (``python -m bench.provisioning.run``,
+``python -m bench.migrate.run``). This package holds what they share: a throwaway database that
+is dropped even when the run fails, timing summaries, figures printed as plain lines with a ratio
+against a baseline measured in the same run, and progress on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB_PREFIX = "tenantflow_bench_"
+
+
+# --- progress (stderr) -------------------------------------------------------------------------
+
+_STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr, prefixed with the seconds since the run started."""
+    print(f"[{time.monotonic() - _STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class Counter:
+    """Counts finished items of a long phase; reports every ``every`` items and at the end."""
+
+    def __init__(self, label: str, total: int, every: int = 100) -> None:
+        self.label = label
+        self.total = total
+        self.every = max(1, every)
+        self.done = 0
+        self.started = time.perf_counter()
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.done % self.every == 0 or self.done == self.total:
+            elapsed = time.perf_counter() - self.started
+            rate = self.done / elapsed if elapsed > 0 else 0.0
+            progress(f"{self.label}: {self.done}/{self.total} ({rate:.1f}/s)")
+
+
+# --- the throwaway database --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchServices:
+    database_url: str
+    redis_url: str
+
+
+def _admin_conninfo(url: str) -> str:
+    return (
+        make_url(url)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
+    )
+
+
+def _raise_system_exit(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def throwaway_database() -> Iterator[BenchServices]:
+    """Create ``tenantflow_bench_<pid>``, point the settings at it, drop it on the way out.
+
+    PostgreSQL and Redis are found as ``make dev`` finds them (backend.devservices). The database
+    is dropped whatever happens inside, SIGTERM included (turned into SystemExit here).
+    """
+    from backend import devservices
+    from backend.config import get_settings
+
+    name = f"{BENCH_DB_PREFIX}{os.getpid()}"
+    found = devservices.ensure(ROOT / "var", database=name)
+    for note in found.notes:
+        progress(note)
+    progress(f"database {name} created")
+    previous_url = os.environ.get("TENANTFLOW_DATABASE_URL")
+    previous_term = signal.signal(signal.SIGTERM, _raise_system_exit)
+    os.environ["TENANTFLOW_DATABASE_URL"] = found.database_url
+    get_settings.cache_clear()
+    try:
+        yield BenchServices(found.database_url, found.redis_url)
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        if previous_url is None:
+            os.environ.pop("TENANTFLOW_DATABASE_URL", None)
+        else:
+            os.environ["TENANTFLOW_DATABASE_URL"] = previous_url
+        get_settings.cache_clear()
+        database = make_url(found.database_url).database
+        assert database == name and name.startswith(BENCH_DB_PREFIX)
+        with psycopg.connect(_admin_conninfo(found.database_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        progress(f"database {name} dropped")
+
+
+# --- setup helpers -----------------------------------------------------------------------------
+
+
+def provision_many(
+    engine: Engine, slugs: Sequence[str], *, target: str, jobs: int, label: str
+) -> float:
+    """Create tenants (no owner) at ``target`` with ``jobs`` threads; returns the seconds taken.
+
+    The engine's pool must allow ``jobs`` connections. Setup only: nothing here is a figure.
+    """
+    from tenancy import provisioning
+
+    counter = Counter(label, len(slugs), every=max(1, len(slugs) // 10))
+
+    def create(slug: str) -> None:
+        provisioning.create_tenant(engine, slug=slug, name=slug.title(), target=target)
+
+    started = time.perf_counter()
+    if jobs <= 1:
+        for slug in slugs:
+            create(slug)
+            counter.tick()
+    else:
+        with ThreadPoolExecutor(jobs) as pool:
+            for _ in pool.map(create, slugs):
+                counter.tick()
+    return time.perf_counter() - started
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Latency summary of one measured path, in seconds."""
+
+    n: int
+    p50: float
+    p95: float
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Summary:
+        if not samples:
+            raise ValueError("no samples")
+        if len(samples) == 1:
+            return cls(1, samples[0], samples[0])
+        p95 = statistics.quantiles(samples, n=20, method="inclusive")[-1]
+        return cls(len(samples), statistics.median(samples), p95)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def ratio(value: float, baseline: float) -> str:
+    """``value / baseline`` as a figure (``inf`` when the baseline is zero)."""
+    return f"{value / baseline:.2f}" if baseline > 0 else "inf"
+
+
+def figure(label: str, fields: Iterable[tuple[str, str]]) -> None:
+    """One result line on stdout: a label, then ``key=value`` pairs."""
+    print(f"{label:<34} " + " ".join(f"{k}={v}" for k, v in fields), flush=True)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def default_jobs() -> int:
+    """The migrator's default worker count here: min(4, cores * 2)."""
+    return min(4, (os.cpu_count() or 1) * 2)
