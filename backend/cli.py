@@ -325,11 +325,12 @@ def services(
 def dev(
     host: str = "127.0.0.1",
     port: int = 8000,
+    database: Annotated[str, typer.Option(help="Database name to use or create.")] = "tenantflow",
 ) -> None:
     """Everything for local work: services, migrations, demo tenant, API + worker + beat."""
     from backend.devserver import run_dev
 
-    raise typer.Exit(run_dev(host, port, out, err))
+    raise typer.Exit(run_dev(host, port, out, err, database=database))
 
 
 @app.command()

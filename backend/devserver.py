@@ -69,7 +69,7 @@ def _read_or_make(path: Path, make: str) -> str:
     return make
 
 
-def run_dev(host: str, port: int, out: Console, err: Console) -> int:
+def run_dev(host: str, port: int, out: Console, err: Console, database: str = "tenantflow") -> int:
     settings = get_settings()
     var = Path(settings.var_dir)
     if devservices.port_in_use(host, port):
@@ -79,7 +79,7 @@ def run_dev(host: str, port: int, out: Console, err: Console) -> int:
         )
         return 2
     try:
-        found = devservices.ensure(var, database="tenantflow")
+        found = devservices.ensure(var, database=database)
     except devservices.ServiceError as exc:
         err.print(f"[red]error:[/red] {exc}")
         return 1

@@ -6,9 +6,12 @@ binds the tenant contextvar for the whole request, including dependencies with y
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,6 +21,8 @@ from tenancy.context import bind_tenant
 from tenancy.naming import SLUG_RE
 from tenancy.registry import RegistryCache, TenantRecord
 from tenancy.resolver import resolve
+
+log = logging.getLogger(__name__)
 
 
 class TenantMiddleware:
@@ -62,11 +67,24 @@ class TenantMiddleware:
             )
             return
         record: TenantRecord | None = None
-        if found.slug is not None:
-            if SLUG_RE.fullmatch(found.slug):
-                record = await self.cache().by_slug(found.slug)
-        elif found.tenant_id is not None:
-            record = await self.cache().by_id(found.tenant_id)
+        try:
+            if found.slug is not None:
+                if SLUG_RE.fullmatch(found.slug):
+                    record = await self.cache().by_slug(found.slug)
+            elif found.tenant_id is not None:
+                record = await self.cache().by_id(found.tenant_id)
+        except (OperationalError, InterfaceError, SATimeoutError):
+            log.warning("tenant registry unavailable", exc_info=True)
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                503,
+                "service-unavailable",
+                "PostgreSQL is not answering; nothing was changed. Retry shortly.",
+                headers={"Retry-After": "5"},
+            )
+            return
         if record is None or record.status == "deleting":
             label = found.slug or found.tenant_id
             await self._refuse(
@@ -89,13 +107,20 @@ class TenantMiddleware:
             await self.app(scope, receive, send)
 
     async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 4000 + status, "reason": detail[:120]})
             return
         request = Request(scope, receive)
-        response = problem_response(request, status, code, detail)
+        response = problem_response(request, status, code, detail, headers=headers)
         await response(scope, receive, send)
 
 

@@ -102,3 +102,40 @@ async def test_missing_token_is_401(client, make_tenant):
     tenant = make_tenant("anon")
     resp = await client.get("/api/v1/projects", headers={"X-Tenant": tenant.slug})
     assert_problem(resp, 401)
+
+
+async def _app_client(settings, **changes):
+    from backend.main import create_app
+
+    app = create_app(settings.model_copy(update=changes))
+    return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x")
+
+
+async def test_tenant_routes_work_while_redis_is_away(settings, make_tenant):
+    tenant = make_tenant("redis-away")
+    app, c = await _app_client(settings, redis_url="redis://127.0.0.1:1/0")
+    async with app.router.lifespan_context(app), c:
+        headers = await login(c, tenant)
+        created = await c.post("/api/v1/projects", json={"name": "still works"}, headers=headers)
+        assert created.status_code == 201, created.text
+
+
+async def test_database_away_is_503_not_500(settings, make_tenant, client):
+    tenant = make_tenant("db-away")
+    headers = await login(client, tenant)  # the registry entry is now cached in Redis too
+    app, c = await _app_client(
+        settings, database_url="postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+    )
+    async with app.router.lifespan_context(app), c:
+        for path in ("/api/v1/projects", "/api/v1/users/me"):
+            resp = await c.get(path, headers=headers)
+            body = assert_problem(resp, 503, "service-unavailable")
+            assert "PostgreSQL" in body["detail"] and resp.headers["retry-after"] == "5"
+        # Not cached anywhere: the registry lookup itself fails.
+        resp = await c.get("/api/v1/projects", headers={"X-Tenant": "never-seen-before"})
+        assert_problem(resp, 503, "service-unavailable")
+        resp = await c.get(
+            "/platform/v1/tenants",
+            headers={"Authorization": f"Bearer {settings.platform_token.get_secret_value()}"},
+        )
+        assert_problem(resp, 503, "service-unavailable")

@@ -72,10 +72,9 @@ class TenantJWTStrategy(Strategy[User, uuid.UUID]):
         if claims is None or claims["tid"] != str(require_tenant().id):
             return None
         try:
-            user = await user_manager.get(user_manager.parse_id(claims["sub"]))
-        except Exception:
+            return await user_manager.get(user_manager.parse_id(claims["sub"]))
+        except (exceptions.UserNotExists, exceptions.InvalidID):
             return None
-        return user
 
     async def write_token(self, user: User) -> str:
         return self.tokens.issue(user_id=user.id, role=user.role, tenant=require_tenant())

@@ -9,6 +9,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -130,8 +133,33 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _dependency_down(exc: BaseException) -> str | None:
+    """Which backing service an exception says is unreachable, if any."""
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return "PostgreSQL"
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "Redis"
+    return None
+
+
+async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    service = _dependency_down(exc) or "a backing service"
+    log.warning("%s unavailable on %s %s: %s", service, request.method, request.url.path, exc)
+    request_id = getattr(request.state, "request_id", None)
+    headers = {"Retry-After": "5", **({"X-Request-ID": request_id} if request_id else {})}
+    return problem_response(
+        request,
+        503,
+        "service-unavailable",
+        f"{service} is not answering; nothing was changed. Retry shortly.",
+        headers=headers,
+    )
+
+
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     # This handler runs outside every middleware: add the request id header here.
+    if _dependency_down(exc):
+        return await _on_unavailable(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     request_id = getattr(request.state, "request_id", None)
     headers = {"X-Request-ID": request_id} if request_id else None
@@ -148,6 +176,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    for unavailable in (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,
+        RedisConnectionError,
+        RedisTimeoutError,
+    ):
+        app.add_exception_handler(unavailable, _on_unavailable)
     app.add_exception_handler(Exception, _on_unhandled)
 
 

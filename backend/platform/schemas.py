@@ -48,6 +48,13 @@ class TenantUpdate(BaseModel):
     plan: Plan | None = None
     status: Literal["active", "suspended"] | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip() if value is not None else None
+
 
 class TenantOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
