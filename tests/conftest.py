@@ -1,7 +1,8 @@
 """Test fixtures: real PostgreSQL and Redis, a throwaway database per run.
 
 Services are found (or started) by backend.devservices exactly as `make dev` does; the suite
-works in its own database ``tenantflow_test_<pid>`` (dropped at the end) and Redis db 15.
+works in its own database ``tenantflow_test_<pid>`` (dropped at the end) and Redis db 15
+(``TENANTFLOW_TEST_REDIS_DB`` picks another, so two checkouts can run their suites at once).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ PLATFORM_TOKEN = "test-platform-token-0123456789abcdef-xyz"
 OWNER_PASSWORD = "correct-horse-battery"
 BASE_DOMAIN = "tenantflow.test"
 TEST_DB = f"tenantflow_test_{os.getpid()}"
+TEST_REDIS_DB = int(os.environ.get("TENANTFLOW_TEST_REDIS_DB", "15"))
 
 
 def _admin_conninfo(url: str) -> str:
@@ -31,7 +33,7 @@ def _admin_conninfo(url: str) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    found = devservices.ensure("var", database=TEST_DB, redis_db=15)
+    found = devservices.ensure("var", database=TEST_DB, redis_db=TEST_REDIS_DB)
     for note in found.notes:
         print(note)
     os.environ.update(
