@@ -8,12 +8,36 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0000000000"  # noqa: S105 (refused in production)
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenantflow"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class JwtKey(BaseModel):
+    """One access-token key. HS* keys carry ``secret``; RS256/ES256/EdDSA keys a PEM
+    ``private_key`` (signs and verifies) or only a ``public_key`` (verifies, during rotation)."""
+
+    kid: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    alg: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"]
+    secret: SecretStr | None = None
+    private_key: SecretStr | None = None
+    public_key: str | None = None
+
+    @model_validator(mode="after")
+    def _material_matches_alg(self) -> JwtKey:
+        if self.alg.startswith("HS"):
+            if self.secret is None or len(self.secret.get_secret_value()) < 32:
+                raise ValueError(f"key {self.kid}: {self.alg} needs a secret of >= 32 chars")
+            if self.private_key or self.public_key:
+                raise ValueError(f"key {self.kid}: {self.alg} takes a secret, not PEM keys")
+        elif self.private_key is None and self.public_key is None:
+            raise ValueError(f"key {self.kid}: {self.alg} needs private_key or public_key (PEM)")
+        elif self.secret is not None:
+            raise ValueError(f"key {self.kid}: {self.alg} takes PEM keys, not a secret")
+        return self
 
 
 class Settings(BaseSettings):
@@ -22,14 +46,21 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
-    #: Signs access tokens (HS256). At least 32 characters; never the dev default in production.
+    #: Signs access tokens (HS256, kid "primary") when TENANTFLOW_JWT_KEYS is empty. At least 32
+    #: characters; never the dev default in production.
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    #: Access-token keys as a JSON list of {kid, alg, secret | private_key | public_key}; tokens
+    #: are verified with the key their ``kid`` names, so two keys overlap during rotation.
+    jwt_keys: list[JwtKey] = []
+    #: The kid that signs new tokens (default: the first key with signing material).
+    jwt_signing_kid: str | None = None
     #: Bearer token for /platform/v1 (required in production).
     platform_token: SecretStr | None = None
     #: Tenants are also resolved from the Host header: <slug>.<base_domain>.
     base_domain: str | None = None
     queue_partitions: int = Field(default=4, ge=1, le=1024)
     access_token_lifetime_seconds: int = Field(default=900, ge=60, le=86400)
+    refresh_token_lifetime_seconds: int = Field(default=30 * 86400, ge=300)
     jwt_audience: str = "tenantflow"
     jwt_issuer: str = "tenantflow"
     #: How long a process trusts its in-process copy of a registry entry.
@@ -53,6 +84,8 @@ class Settings(BaseSettings):
         secret = self.secret_key.get_secret_value()
         if secret == DEV_SECRET_KEY or len(secret) < 32:
             problems.append("TENANTFLOW_SECRET_KEY must be set to a random value of >= 32 chars")
+        if any(k.secret and k.secret.get_secret_value() == DEV_SECRET_KEY for k in self.jwt_keys):
+            problems.append("TENANTFLOW_JWT_KEYS must not use the development secret")
         token = self.platform_token.get_secret_value() if self.platform_token else ""
         if len(token) < 32:
             problems.append("TENANTFLOW_PLATFORM_TOKEN must be set (>= 32 chars) in production")
@@ -64,6 +97,20 @@ class Settings(BaseSettings):
             problems.append("TENANTFLOW_CORS_ORIGINS must not contain '*' in production")
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _signing_key_exists(self) -> Settings:
+        kids = [k.kid for k in self.jwt_keys]
+        if len(set(kids)) != len(kids):
+            raise ValueError("TENANTFLOW_JWT_KEYS: kids must be unique")
+        signers = [k.kid for k in self.jwt_keys if k.secret or k.private_key]
+        if self.jwt_keys and not signers:
+            raise ValueError("TENANTFLOW_JWT_KEYS: no key can sign (all are public keys)")
+        if self.jwt_signing_kid is not None and self.jwt_signing_kid not in signers:
+            raise ValueError(
+                f"TENANTFLOW_JWT_SIGNING_KID {self.jwt_signing_kid!r} names no signing key"
+            )
         return self
 
     @property

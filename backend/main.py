@@ -15,9 +15,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from backend import __version__
 from backend.config import Settings, get_settings
 from backend.health import router as health_router
-from backend.identity.manager import TenantJWTStrategy
+from backend.identity.api_keys import tenant_of_key
+from backend.identity.audit_routes import router as audit_router
+from backend.identity.key_routes import router as key_router
 from backend.identity.routes import router as identity_router
 from backend.identity.tokens import TokenService
+from backend.identity.user_routes import router as user_router
 from backend.kit.errors import install_problem_handlers
 from backend.kit.middleware import RequestIdMiddleware
 from backend.kit.resources import Resources
@@ -52,16 +55,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.tokens = tokens
-    app.state.jwt_strategy = TenantJWTStrategy(tokens)
     install_problem_handlers(app)
-    for router in (health_router, identity_router, projects_router, platform_router):
+    for router in (
+        health_router,
+        identity_router,
+        user_router,
+        key_router,
+        audit_router,
+        projects_router,
+        platform_router,
+    ):
         app.include_router(router)
 
     app.add_middleware(
         TenantMiddleware,
         cache=lambda: holder["r"].registry,
         base_domain=settings.base_domain,
-        token_tenant=tokens.tenant_of,
+        token_tenant=lambda token: tenant_of_key(token) or tokens.tenant_of(token),
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -97,29 +97,32 @@ async def test_bad_tokens_are_401(client, make_tenant, settings):
         "aud": settings.jwt_audience,
         "iss": settings.jwt_issuer,
         "iat": now,
+        "nbf": now,
         "exp": now + dt.timedelta(minutes=5),
+        "jti": uuid.uuid4().hex,
         "typ": "access",
     }
+
+    def sign(claims, secret=key, alg="HS256", kid="primary"):
+        return jwt.encode(claims, secret, alg, headers={"kid": kid} if kid else None)
+
     me = (await client.get("/api/v1/users/me", headers=await login(client, tenant))).json()
     good = {**base, "sub": me["id"]}
     cases = {
-        "expired": jwt.encode({**good, "exp": now - dt.timedelta(seconds=1)}, key, "HS256"),
-        "wrong key": jwt.encode(good, "another-secret-key-of-enough-length!!", "HS256"),
-        "wrong audience": jwt.encode({**good, "aud": "other"}, key, "HS256"),
-        "wrong issuer": jwt.encode({**good, "iss": "other"}, key, "HS256"),
-        "alg none": jwt.encode(good, None, "none"),
-        "unknown user": jwt.encode(base, key, "HS256"),
-        "not an access token": jwt.encode({**good, "typ": "refresh"}, key, "HS256"),
+        "expired": sign({**good, "exp": now - dt.timedelta(seconds=1)}),
+        "not yet valid": sign({**good, "nbf": now + dt.timedelta(minutes=1)}),
+        "wrong key": sign(good, "another-secret-key-of-enough-length!!"),
+        "no kid": sign(good, kid=None),
+        "unknown kid": sign(good, kid="retired"),
+        "wrong audience": sign({**good, "aud": "other"}),
+        "wrong issuer": sign({**good, "iss": "other"}),
+        "alg none": jwt.encode(good, None, "none", headers={"kid": "primary"}),
+        "unknown user": sign(base),
+        "not an access token": sign({**good, "typ": "refresh"}),
+        "no jti": sign({k: v for k, v in good.items() if k != "jti"}),
     }
-    assert (
-        await client.get(
-            "/api/v1/users/me",
-            headers={
-                "X-Tenant": tenant.slug,
-                "Authorization": "Bearer " + jwt.encode(good, key, "HS256"),
-            },
-        )
-    ).status_code == 200
+    ok = {"X-Tenant": tenant.slug, "Authorization": "Bearer " + sign(good)}
+    assert (await client.get("/api/v1/users/me", headers=ok)).status_code == 200
     for name, token in cases.items():
         resp = await client.get(
             "/api/v1/users/me",

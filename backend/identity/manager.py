@@ -1,4 +1,8 @@
-"""fastapi-users wiring: user database on the tenant session, manager, auth strategy."""
+"""fastapi-users wiring: the user database on the tenant session and the user manager.
+
+Access control is ours (backend.identity.permissions); fastapi-users supplies the user
+manager: email lookup, password hashing and verification with rehash-on-login.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,14 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
-from fastapi_users import BaseUserManager, FastAPIUsers, UUIDIDMixin, exceptions, models
-from fastapi_users.authentication import AuthenticationBackend, BearerTransport, Strategy
+from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions
 from fastapi_users.password import PasswordHelper
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from backend.identity.models import User
-from backend.identity.tokens import TokenService
 from backend.kit.deps import SessionDep
-from tenancy.context import require_tenant
 
 # OWASP password-storage cheat sheet: argon2id with m=19 MiB, t=2, p=1. A stronger setting
 # costs every login and tenant creation proportionally (64 MiB/t=3 measured ~220 ms here);
@@ -57,32 +58,6 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         return user
 
 
-class TenantJWTStrategy(Strategy[User, uuid.UUID]):
-    """Reads our access tokens; a token issued for another tenant reads as no user (401)."""
-
-    def __init__(self, tokens: TokenService) -> None:
-        self.tokens = tokens
-
-    async def read_token(
-        self, token: str | None, user_manager: BaseUserManager[User, uuid.UUID]
-    ) -> User | None:
-        if token is None:
-            return None
-        claims = self.tokens.decode(token)
-        if claims is None or claims["tid"] != str(require_tenant().id):
-            return None
-        try:
-            return await user_manager.get(user_manager.parse_id(claims["sub"]))
-        except (exceptions.UserNotExists, exceptions.InvalidID):
-            return None
-
-    async def write_token(self, user: User) -> str:
-        return self.tokens.issue(user_id=user.id, role=user.role, tenant=require_tenant())
-
-    async def destroy_token(self, token: str, user: User) -> None:
-        return None
-
-
 async def get_user_db(
     session: SessionDep,
 ) -> AsyncIterator[SQLAlchemyUserDatabase[User, uuid.UUID]]:
@@ -97,16 +72,4 @@ async def get_user_manager(
     yield UserManager(user_db, settings.secret_key.get_secret_value())
 
 
-def get_strategy(request: Request) -> Strategy[models.UP, models.ID]:
-    return request.app.state.jwt_strategy  # type: ignore[no-any-return]
-
-
-bearer = BearerTransport(tokenUrl="/api/v1/auth/login")
-auth_backend: AuthenticationBackend[User, uuid.UUID] = AuthenticationBackend(
-    name="jwt", transport=bearer, get_strategy=get_strategy
-)
-fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
-current_active_user = fastapi_users.current_user(active=True)
-
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
-CurrentUser = Annotated[User, Depends(current_active_user)]

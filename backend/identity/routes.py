@@ -1,15 +1,19 @@
+"""Sign-in, token refresh and logout (tenant users)."""
+
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from backend.identity.manager import CurrentUser, UserManagerDep
+from backend.identity import audit, sessions
+from backend.identity.manager import UserManagerDep
 from backend.identity.models import User
-from backend.identity.schemas import TokenOut, UserRead
+from backend.identity.permissions import Principal, public, requires
+from backend.identity.schemas import RefreshIn, TokenOut, UserRead
 from backend.identity.tokens import TokenService
-from backend.kit.deps import CurrentTenant, TenantDB
+from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
 from backend.kit.errors import Problem, problem_responses
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -18,28 +22,103 @@ router = APIRouter(prefix="/api/v1", tags=["identity"])
 @router.post(
     "/auth/login",
     response_model=TokenOut,
-    responses=problem_responses(400, 401, 403, 404, 422),
-    summary="Exchange email and password for an access token",
+    responses=problem_responses(400, 401, 403, 404, 422, 429),
+    summary="Exchange email and password for an access and a refresh token",
+    dependencies=[public()],
 )
 async def login(
     request: Request,
     credentials: Annotated[OAuth2PasswordRequestForm, Depends()],
     manager: UserManagerDep,
     tenant: CurrentTenant,
-    _uow: TenantDB,
+    resources: ResourcesDep,
+    db: TenantDB,
 ) -> TokenOut:
     credentials.username = credentials.username.strip().lower()
     user = await manager.authenticate(credentials)
     if user is None or not user.is_active:
+        await audit.record_detached(
+            resources.engine,
+            tenant,
+            "login.failed",
+            target_type="user" if user else None,
+            target_id=user.id if user else None,
+            request=request,
+            details={"email": credentials.username[:320]},
+        )
         raise Problem(
             401,
             "invalid-credentials",
             "Email or password is wrong.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    audit.record(
+        db,
+        "login.succeeded",
+        actor_id=user.id,
+        target_type="user",
+        target_id=user.id,
+        request=request,
+    )
     tokens: TokenService = request.app.state.tokens
-    token = tokens.issue(user_id=user.id, role=user.role, tenant=tenant)
-    return TokenOut(access_token=token, expires_in=tokens.lifetime)
+    refresh = sessions.issue(
+        db, user.id, lifetime=resources.settings.refresh_token_lifetime_seconds
+    )
+    return TokenOut(
+        access_token=tokens.issue(user_id=user.id, role=user.role, tenant=tenant),
+        refresh_token=refresh,
+        expires_in=tokens.lifetime,
+    )
+
+
+@router.post(
+    "/auth/refresh",
+    response_model=TokenOut,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Exchange a refresh token for new tokens (the old refresh token is spent)",
+    dependencies=[public()],
+)
+async def refresh(
+    request: Request, body: RefreshIn, tenant: CurrentTenant, resources: ResourcesDep, db: TenantDB
+) -> TokenOut:
+    rotation = await sessions.rotate(
+        db, body.refresh_token, lifetime=resources.settings.refresh_token_lifetime_seconds
+    )
+    if not rotation.ok:
+        if rotation.reused:
+            audit.record(db, "refresh.reused", actor_type="anonymous", request=request)
+        # The family revocation must stick although the request is refused.
+        await db.commit()
+        raise Problem(
+            401,
+            "invalid-refresh-token",
+            "The refresh token is unknown, expired, revoked or already used; log in again.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    assert rotation.user is not None and rotation.token is not None
+    tokens: TokenService = request.app.state.tokens
+    return TokenOut(
+        access_token=tokens.issue(user_id=rotation.user.id, role=rotation.user.role, tenant=tenant),
+        refresh_token=rotation.token,
+        expires_in=tokens.lifetime,
+    )
+
+
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 404, 422),
+    summary="End a session: revoke the refresh token's whole family",
+    dependencies=[public()],
+)
+async def logout(request: Request, body: RefreshIn, db: TenantDB) -> Response:
+    user_id = await sessions.logout(db, body.refresh_token)
+    if user_id is not None:
+        audit.record(
+            db, "logout", actor_id=user_id, target_type="user", target_id=user_id, request=request
+        )
+    # 204 for unknown tokens too: logging out twice is not an error.
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(
@@ -48,5 +127,7 @@ async def login(
     responses=problem_responses(400, 401, 403, 404),
     summary="The signed-in user",
 )
-async def me(user: CurrentUser) -> User:
-    return user
+async def me(caller: Annotated[Principal, requires("users:me")]) -> User:
+    if caller.user is None:
+        raise Problem(404, "not-a-user", "This API key belongs to no user.")
+    return caller.user

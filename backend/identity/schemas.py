@@ -4,13 +4,20 @@ import datetime as dt
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+Role = Literal["owner", "admin", "member", "viewer"]
 
 
 class TokenOut(BaseModel):
     access_token: str
+    refresh_token: str = Field(description="Opaque; rotated on every use of /auth/refresh.")
     token_type: Literal["bearer"] = "bearer"  # noqa: S105
     expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=256)
 
 
 class UserRead(BaseModel):
@@ -19,9 +26,59 @@ class UserRead(BaseModel):
     id: uuid.UUID
     email: EmailStr
     name: str
-    role: Literal["owner", "admin", "member", "viewer"]
+    role: Role
     is_active: bool
     created_at: dt.datetime
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="With a timezone; null for a key that does not expire."
+    )
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    role: Role
+    prefix: str = Field(description="The first characters of the secret, to recognise it.")
+    created_by: uuid.UUID | None
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The secret; shown this once, stored only as a hash.")
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    occurred_at: dt.datetime
+    action: str
+    actor_type: str
+    actor_id: uuid.UUID | None
+    target_type: str | None
+    target_id: str | None
+    ip: str | None
+    request_id: str | None
+    details: dict[str, object]
 
 
 Password = Field(min_length=10, max_length=128, description="10-128 characters.")

@@ -1,56 +1,132 @@
-"""Access tokens: HS256 JWTs carrying sub, tid, role, exp, iat, nbf, aud, iss and jti."""
+"""Access tokens: short-lived JWTs chosen by ``kid`` from configured keys only (RFC 8725).
+
+Every token names its key in the header; the key fixes the one algorithm accepted for it, so
+``alg: none``, HS/RS confusion (an HMAC token signed with a public key) and unknown kids are all
+refused before any signature check. Claims: sub, tid, role, exp, iat, nbf, aud, iss, jti, typ.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 
-from backend.config import Settings
+from backend.config import JwtKey, Settings
 from tenancy.registry import TenantRecord
 
-ALGORITHMS = ["HS256"]  # an allow-list: alg=none and key confusion are refused by PyJWT
+#: The algorithms any key may use; PyJWT is never asked to accept anything else.
+ALLOWED_ALGORITHMS = frozenset({"HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"})
+PRIMARY_KID = "primary"
+ACCESS = "access"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    alg: str
+    sign: Any | None  # None: verify-only (a retiring public key)
+    verify: Any
+
+
+def load_key(key: JwtKey) -> SigningKey:
+    if key.alg.startswith("HS"):
+        assert key.secret is not None
+        secret = key.secret.get_secret_value().encode()
+        return SigningKey(key.kid, key.alg, secret, secret)
+    if key.private_key is not None:
+        private = serialization.load_pem_private_key(
+            key.private_key.get_secret_value().encode(), password=None
+        )
+        return SigningKey(key.kid, key.alg, private, private.public_key())
+    assert key.public_key is not None
+    return SigningKey(
+        key.kid, key.alg, None, serialization.load_pem_public_key(key.public_key.encode())
+    )
+
+
+def configured_keys(settings: Settings) -> tuple[dict[str, SigningKey], SigningKey]:
+    """All verification keys by kid, and the key that signs new tokens."""
+    if settings.jwt_keys:
+        keys = {k.kid: load_key(k) for k in settings.jwt_keys}
+        kid = settings.jwt_signing_kid or next(k.kid for k in keys.values() if k.sign is not None)
+    else:
+        secret = settings.secret_key.get_secret_value().encode()
+        keys = {PRIMARY_KID: SigningKey(PRIMARY_KID, "HS256", secret, secret)}
+        kid = PRIMARY_KID
+    return keys, keys[kid]
 
 
 class TokenService:
     def __init__(self, settings: Settings) -> None:
-        self._key = settings.secret_key.get_secret_value()
+        self._keys, self._signer = configured_keys(settings)
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self.lifetime = settings.access_token_lifetime_seconds
 
-    def issue(self, *, user_id: uuid.UUID, role: str, tenant: TenantRecord) -> str:
+    @property
+    def signing_kid(self) -> str:
+        return self._signer.kid
+
+    def encode(self, claims: dict[str, Any], *, lifetime: int | None = None) -> str:
+        """Sign ``claims`` plus the standard ones (aud, iss, iat, nbf, exp, jti)."""
         now = dt.datetime.now(dt.UTC)
-        claims = {
-            "sub": str(user_id),
-            "tid": str(tenant.id),
-            "role": role,
+        payload = {
             "aud": self._audience,
             "iss": self._issuer,
             "iat": now,
             "nbf": now,
-            "exp": now + dt.timedelta(seconds=self.lifetime),
+            "exp": now + dt.timedelta(seconds=lifetime or self.lifetime),
             "jti": uuid.uuid4().hex,
-            "typ": "access",
+            **claims,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHMS[0])
+        if self._signer.sign is None:  # configured_keys never picks a verify-only key
+            raise RuntimeError(f"key {self._signer.kid} cannot sign")
+        return jwt.encode(
+            payload,
+            self._signer.sign,
+            algorithm=self._signer.alg,
+            headers={"kid": self._signer.kid},
+        )
 
-    def decode(self, token: str) -> dict[str, Any] | None:
-        """Verified claims, or None for any token that is not a valid access token of ours."""
+    def issue(self, *, user_id: uuid.UUID, role: str, tenant: TenantRecord) -> str:
+        claims = {"sub": str(user_id), "tid": str(tenant.id), "role": role, "typ": ACCESS}
+        return self.encode(claims)
+
+    def verify(
+        self, token: str, *, typ: str = ACCESS, audience: str | None = None
+    ) -> dict[str, Any] | None:
+        """Verified claims of a token of type ``typ``, or None for anything else."""
         try:
-            claims = jwt.decode(
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        kid = header.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None or header.get("alg") != key.alg or key.alg not in ALLOWED_ALGORITHMS:
+            return None
+        try:
+            claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
-                algorithms=ALGORITHMS,
-                audience=self._audience,
+                key.verify,
+                algorithms=[key.alg],
+                audience=audience or self._audience,
                 issuer=self._issuer,
-                options={"require": ["exp", "iat", "sub", "tid", "aud", "iss"]},
+                options={"require": ["exp", "iat", "nbf", "sub", "aud", "iss", "jti"]},
             )
         except jwt.PyJWTError:
             return None
-        if claims.get("typ") != "access":
+        if claims.get("typ") != typ:
+            return None
+        return claims
+
+    def decode(self, token: str) -> dict[str, Any] | None:
+        """Verified claims of a tenant access token (with a tid), or None."""
+        claims = self.verify(token)
+        if claims is None or not isinstance(claims.get("tid"), str):
             return None
         return claims
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from backend.identity.manager import CurrentUser
+from backend.identity.permissions import Principal, requires
 from backend.kit.deps import TenantDB
 from backend.kit.errors import problem_responses
 from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
@@ -33,9 +33,12 @@ Service = Annotated[ProjectService, Depends(get_service)]
     summary="Create a project",
 )
 async def create_project(
-    data: ProjectCreate, user: CurrentUser, service: Service, response: Response
+    data: ProjectCreate,
+    caller: Annotated[Principal, requires("projects:create")],
+    service: Service,
+    response: Response,
 ) -> Project:
-    project = await service.create(data, actor=user.id)
+    project = await service.create(data, actor=caller.user_id)
     response.headers["Location"] = f"/api/v1/projects/{project.id}"
     return project
 
@@ -47,7 +50,7 @@ async def create_project(
     summary="List projects (cursor paginated, oldest first)",
 )
 async def list_projects(
-    _user: CurrentUser,
+    _caller: Annotated[Principal, requires("projects:read")],
     service: Service,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -65,7 +68,11 @@ async def list_projects(
     responses=problem_responses(*AUTH_ERRORS, 422),
     summary="Get a project",
 )
-async def get_project(project_id: uuid.UUID, _user: CurrentUser, service: Service) -> Project:
+async def get_project(
+    project_id: uuid.UUID,
+    _caller: Annotated[Principal, requires("projects:read")],
+    service: Service,
+) -> Project:
     return await service.get(project_id)
 
 
@@ -76,7 +83,10 @@ async def get_project(project_id: uuid.UUID, _user: CurrentUser, service: Servic
     summary="Change a project's name, description or archived flag",
 )
 async def update_project(
-    project_id: uuid.UUID, data: ProjectUpdate, _user: CurrentUser, service: Service
+    project_id: uuid.UUID,
+    data: ProjectUpdate,
+    _caller: Annotated[Principal, requires("projects:update")],
+    service: Service,
 ) -> Project:
     return await service.update(project_id, data)
 
@@ -87,6 +97,10 @@ async def update_project(
     responses=problem_responses(*AUTH_ERRORS, 422),
     summary="Delete a project",
 )
-async def delete_project(project_id: uuid.UUID, _user: CurrentUser, service: Service) -> Response:
+async def delete_project(
+    project_id: uuid.UUID,
+    _caller: Annotated[Principal, requires("projects:delete")],
+    service: Service,
+) -> Response:
     await service.delete(project_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

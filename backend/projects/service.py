@@ -16,7 +16,7 @@ class ProjectService:
     def __init__(self, repo: ProjectRepository) -> None:
         self.repo = repo
 
-    async def create(self, data: ProjectCreate, *, actor: uuid.UUID) -> Project:
+    async def create(self, data: ProjectCreate, *, actor: uuid.UUID | None) -> Project:
         """Create a project owned by the current tenant."""
         project = Project(
             id=uuid.uuid4(), name=data.name, description=data.description, created_by=actor

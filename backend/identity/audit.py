@@ -1,0 +1,155 @@
+"""Security events per tenant: recorded with the change they describe, listed by admins.
+
+``record`` adds the event to the caller's unit of work, so it commits (or not) with the change.
+``record_detached`` commits at once in a session of its own: for events about a request that
+is refused (a failed login), whose own transaction rolls back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from backend.identity.models import AuditEvent
+from backend.kit.errors import Problem
+from backend.kit.pagination import decode_cursor, encode_cursor
+from tenancy.db import tenant_session
+from tenancy.registry import TenantRecord
+
+ACTIONS = (
+    "login.succeeded",
+    "login.failed",
+    "login.locked",
+    "logout",
+    "refresh.reused",
+    "user.role_changed",
+    "user.deactivated",
+    "user.reactivated",
+    "api_key.created",
+    "api_key.revoked",
+    "invite.sent",
+    "invite.accepted",
+    "invite.revoked",
+    "password.reset_requested",
+    "password.reset",
+)
+
+
+def client_ip(request: Request | None) -> str | None:
+    if request is None or request.client is None:
+        return None
+    return request.client.host[:64]
+
+
+def _event(
+    action: str,
+    *,
+    actor_type: str,
+    actor_id: uuid.UUID | None,
+    target_type: str | None,
+    target_id: Any,
+    request: Request | None,
+    details: dict[str, Any] | None,
+) -> AuditEvent:
+    assert action in ACTIONS, action
+    return AuditEvent(
+        id=uuid.uuid4(),
+        occurred_at=dt.datetime.now(dt.UTC),
+        action=action,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        target_type=target_type,
+        target_id=str(target_id) if target_id is not None else None,
+        ip=client_ip(request),
+        request_id=getattr(request.state, "request_id", None) if request else None,
+        details=details or {},
+    )
+
+
+def record(
+    session: AsyncSession,
+    action: str,
+    *,
+    actor_type: str = "user",
+    actor_id: uuid.UUID | None = None,
+    target_type: str | None = None,
+    target_id: Any = None,
+    request: Request | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        _event(
+            action,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            target_type=target_type,
+            target_id=target_id,
+            request=request,
+            details=details,
+        )
+    )
+
+
+async def record_detached(
+    engine: AsyncEngine,
+    tenant: TenantRecord,
+    action: str,
+    *,
+    actor_type: str = "anonymous",
+    actor_id: uuid.UUID | None = None,
+    target_type: str | None = None,
+    target_id: Any = None,
+    request: Request | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    async with tenant_session(engine, tenant) as session:
+        record(
+            session,
+            action,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            target_type=target_type,
+            target_id=target_id,
+            request=request,
+            details=details,
+        )
+        await session.commit()
+
+
+def keyset_after(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    """The (timestamp, id) of a cursor this API returned, or a 422 problem."""
+    at, last_id = decode_cursor(cursor, 2)
+    try:
+        if not isinstance(at, str) or not isinstance(last_id, str):
+            raise TypeError
+        return dt.datetime.fromisoformat(at), uuid.UUID(last_id)
+    except (TypeError, ValueError) as exc:
+        raise Problem(422, "invalid-cursor", "cursor is not one this API returned") from exc
+
+
+async def list_events(
+    session: AsyncSession, *, limit: int, cursor: str | None, action: str | None
+) -> tuple[list[AuditEvent], str | None]:
+    """Newest first, keyset paginated on (occurred_at, id)."""
+    query = select(AuditEvent)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if cursor is not None:
+        after = keyset_after(cursor)
+        query = query.where(
+            (AuditEvent.occurred_at < after[0])
+            | ((AuditEvent.occurred_at == after[0]) & (AuditEvent.id < after[1]))
+        )
+    query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit + 1)
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor([last.occurred_at.isoformat(), str(last.id)])
+    return rows, next_cursor

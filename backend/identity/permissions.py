@@ -1,0 +1,132 @@
+"""Who may do what: one table (action -> roles) and one dependency that enforces it.
+
+Every tenant route declares its action with ``requires(action)`` or says it is ``public()``;
+tests/test_permissions.py walks every route and role and compares the answers with this table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.identity import api_keys
+from backend.identity.models import ROLES, User
+from backend.identity.tokens import TokenService
+from backend.kit.deps import SessionDep
+from backend.kit.errors import Problem
+from tenancy.context import require_tenant
+from tenancy.resolver import bearer_token
+
+ALL = frozenset(ROLES)
+WRITERS = frozenset({"owner", "admin", "member"})
+ADMINS = frozenset({"owner", "admin"})
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "users:me": ALL,
+    "users:read": ALL,
+    "users:manage": ADMINS,
+    "projects:read": ALL,
+    "projects:create": WRITERS,
+    "projects:update": WRITERS,
+    "projects:delete": ADMINS,
+    "invites:manage": ADMINS,
+    "api_keys:manage": ADMINS,
+    "audit:read": ADMINS,
+}
+
+#: Lower is stronger.
+RANK = {role: i for i, role in enumerate(ROLES)}
+
+
+def outranks(role: str, other: str) -> bool:
+    return RANK[role] < RANK[other]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user (access token) or a machine client (API key)."""
+
+    kind: Literal["user", "api_key"]
+    id: uuid.UUID
+    role: str
+    user: User | None = None
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.user.id if self.user is not None else None
+
+
+def _unauthorized(code: str, detail: str) -> Problem:
+    return Problem(401, code, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _authenticate(request: Request, session: AsyncSession) -> Principal:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise _unauthorized("not-authenticated", "A bearer token or API key is required.")
+    if api_keys.is_api_key(token):
+        key = await api_keys.find_usable(session, token)
+        if key is None:
+            raise _unauthorized("invalid-api-key", "The API key is unknown, revoked or expired.")
+        return Principal("api_key", key.id, key.role)
+    tokens: TokenService = request.app.state.tokens
+    claims = tokens.decode(token)
+    if claims is None:
+        raise _unauthorized("invalid-token", "The access token is invalid or expired.")
+    if claims["tid"] != str(require_tenant().id):
+        raise _unauthorized("wrong-tenant", "The token was issued for another tenant.")
+    try:
+        user = await session.get(User, uuid.UUID(claims["sub"]))
+    except ValueError:
+        user = None
+    if user is None or not user.is_active:
+        raise _unauthorized("invalid-token", "The token's user is unknown or deactivated.")
+    # The role comes from the row, not the token: a demotion takes effect at once.
+    return Principal("user", user.id, user.role, user)
+
+
+async def authenticate(request: Request, session: SessionDep) -> Principal:
+    """The caller of this request (computed once per request)."""
+    cached = getattr(request.state, "principal", None)
+    if cached is None:
+        cached = await _authenticate(request, session)
+        request.state.principal = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def requires(action: str) -> Any:
+    """``Annotated[Principal, requires("projects:create")]``: 401 without a caller, 403 (problem)
+    when the caller's role may not do ``action``."""
+    allowed = PERMISSIONS[action]
+
+    async def check(principal: Principal = Depends(authenticate)) -> Principal:
+        if principal.role not in allowed:
+            raise Problem(
+                403, "forbidden", f"Role '{principal.role}' may not do '{action}'.", action=action
+            )
+        return principal
+
+    check.permission = action  # type: ignore[attr-defined]
+    return Depends(check)
+
+
+def public() -> Any:
+    """Marks a tenant route that needs no caller (login, refresh, invite accept, ...)."""
+
+    def open_route() -> None:
+        return None
+
+    open_route.permission = None  # type: ignore[attr-defined]
+    return Depends(open_route)
+
+
+def declared_permission(call: Callable[..., Any]) -> tuple[bool, str | None]:
+    """(declared?, action) of a dependency callable, for the route walker."""
+    if hasattr(call, "permission"):
+        return True, call.permission
+    return False, None
