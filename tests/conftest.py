@@ -161,3 +161,61 @@ def assert_problem(resp: httpx.Response, status: int, code: str | None = None) -
     if code is not None:
         assert body["type"].endswith("/" + code), body
     return body  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """One argon2 hash of OWNER_PASSWORD, reused for every seeded user (hashing is slow)."""
+    from backend.identity.service import hash_password
+
+    return hash_password(OWNER_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def add_user(sync_engine: Any, password_hash: str) -> Any:
+    """Insert a user of ``role`` into the tenant's schema; returns (user id, email)."""
+    from sqlalchemy import insert
+
+    from backend.identity.models import User
+    from tenancy.db import translate_map
+
+    def add(
+        tenant: TenantHandle, role: str, *, email: str | None = None, active: bool = True
+    ) -> tuple[uuid.UUID, str]:
+        user_id = uuid.uuid4()
+        email = email or f"{role}-{user_id.hex[:8]}@{tenant.slug}.example.com"
+        with sync_engine.begin() as conn:
+            bound = conn.execution_options(
+                schema_translate_map=translate_map(tenant.record.schema_name)
+            )
+            bound.execute(
+                insert(User).values(
+                    id=user_id,
+                    email=email,
+                    hashed_password=password_hash,
+                    name=role.title(),
+                    role=role,
+                    is_active=active,
+                    is_verified=True,
+                )
+            )
+        return user_id, email
+
+    return add
+
+
+async def login_as(
+    client: httpx.AsyncClient, tenant: TenantHandle, email: str, password: str = OWNER_PASSWORD
+) -> dict[str, Any]:
+    """The login response body of ``email`` (access and refresh token)."""
+    resp = await client.post(
+        "/api/v1/auth/login",
+        data={"username": email, "password": password},
+        headers={"X-Tenant": tenant.slug},
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def bearer(tenant: TenantHandle, access_token: str) -> dict[str, str]:
+    return {"X-Tenant": tenant.slug, "Authorization": f"Bearer {access_token}"}

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions
 from fastapi_users.password import PasswordHelper
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
@@ -36,26 +35,25 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         self.reset_password_token_secret = secret
         self.verification_token_secret = secret
 
-    async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
-        """fastapi-users' authenticate, with argon2 off the event loop.
+    async def check_password(self, email: str, password: str) -> tuple[User | None, bool]:
+        """(the user of ``email`` or None, whether ``password`` is theirs).
 
-        Hashing costs tens of milliseconds of CPU: in the loop it would stall every other
-        request of the process. Unknown emails still pay one hash (no timing oracle), and an
-        upgraded hash is set on the row for the request's unit of work to commit.
+        Hashing costs tens of milliseconds of CPU, so it runs off the event loop (in the loop
+        it would stall every other request of the process). Unknown emails still pay one hash
+        (no timing oracle), and an upgraded hash is set on the row for the request's unit of
+        work to commit.
         """
         try:
-            user = await self.get_by_email(credentials.username)
+            user = await self.get_by_email(email)
         except exceptions.UserNotExists:
-            await anyio.to_thread.run_sync(self.password_helper.hash, credentials.password)
-            return None
+            await anyio.to_thread.run_sync(self.password_helper.hash, password)
+            return None, False
         verified, new_hash = await anyio.to_thread.run_sync(
-            self.password_helper.verify_and_update, credentials.password, user.hashed_password
+            self.password_helper.verify_and_update, password, user.hashed_password
         )
-        if not verified:
-            return None
-        if new_hash is not None:
+        if verified and new_hash is not None:
             user.hashed_password = new_hash
-        return user
+        return user, verified
 
 
 async def get_user_db(

@@ -34,9 +34,9 @@ async def login(
     resources: ResourcesDep,
     db: TenantDB,
 ) -> TokenOut:
-    credentials.username = credentials.username.strip().lower()
-    user = await manager.authenticate(credentials)
-    if user is None or not user.is_active:
+    email = credentials.username.strip().lower()
+    user, verified = await manager.check_password(email, credentials.password)
+    if user is None or not verified or not user.is_active:
         await audit.record_detached(
             resources.engine,
             tenant,
@@ -44,7 +44,7 @@ async def login(
             target_type="user" if user else None,
             target_id=user.id if user else None,
             request=request,
-            details={"email": credentials.username[:320]},
+            details={"email": email[:320]},
         )
         raise Problem(
             401,

@@ -1,0 +1,58 @@
+"""Object-level authorization: every route that takes an id answers 404 for another tenant's id.
+
+The test walks the app's routes, so a new route with an id fails here until it is covered.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import bearer, login_as
+from tests.routes import api_routes
+
+
+async def _objects(client, tenant, add_user):
+    """One object of each kind in ``tenant``, by path parameter name."""
+    owner = bearer(tenant, (await login_as(client, tenant, tenant.email))["access_token"])
+    project = await client.post("/api/v1/projects", json={"name": "secret"}, headers=owner)
+    key = await client.post("/api/v1/api-keys", json={"name": "k", "role": "viewer"}, headers=owner)
+    user_id, _ = add_user(tenant, "member")
+    return owner, {
+        "project_id": project.json()["id"],
+        "key_id": key.json()["id"],
+        "user_id": str(user_id),
+    }
+
+
+@pytest.mark.parametrize("kind", ["owner token", "owner API key"])
+async def test_other_tenants_ids_are_404_on_every_route(app, client, make_tenant, add_user, kind):
+    a, b = make_tenant("obja"), make_tenant("objb")
+    a_owner, ids = await _objects(client, a, add_user)
+    b_owner, _ = await _objects(client, b, add_user)
+    if kind == "owner API key":
+        resp = await client.post(
+            "/api/v1/api-keys", json={"name": "o", "role": "owner"}, headers=b_owner
+        )
+        b_owner = {"Authorization": f"Bearer {resp.json()['key']}"}
+    id_routes = [r for r in api_routes(app) if re.search(r"\{\w+_id\}", r.path)]
+    assert len(id_routes) >= 7
+    for route in id_routes:
+        params = re.findall(r"\{(\w+)\}", route.path)
+        missing = [p for p in params if p not in ids]
+        assert not missing, f"{route.path}: add a factory for {missing}"
+        path = route.path.format(**ids)
+        for method in route.methods:
+            resp = await client.request(method, path, headers=b_owner, json={})
+            assert resp.status_code == 404, f"{method} {path} at b: {resp.status_code} {resp.text}"
+            assert resp.headers["content-type"].startswith("application/problem+json")
+        if "GET" in route.methods:  # the id is real: a sees it
+            assert (await client.get(path, headers=a_owner)).status_code == 200
+    # Nothing of a's was touched by b's attempts.
+    project = await client.get(f"/api/v1/projects/{ids['project_id']}", headers=a_owner)
+    assert project.json()["name"] == "secret"
+    keys = (await client.get("/api/v1/api-keys", headers=a_owner)).json()["items"]
+    assert keys[0]["revoked_at"] is None
+    user = await client.get(f"/api/v1/users/{ids['user_id']}", headers=a_owner)
+    assert user.json()["is_active"] is True and user.json()["role"] == "member"
