@@ -87,4 +87,5 @@ def send_email(self: Any, to: str, template: str, context: dict[str, Any], mail_
             kwargsrepr=redacted_kwargs(template, mail_id),
         ) from None
     resources.redis().set(sent_key, "1", ex=SENT_MARKER_TTL_SECONDS)
-    log.info("email %s (%s) sent for tenant %s", mail_id, template, tenant.slug)
+    queue = (self.request.delivery_info or {}).get("routing_key", "?")
+    log.info("email %s (%s) sent for tenant %s from %s", mail_id, template, tenant.slug, queue)
