@@ -1,10 +1,11 @@
-"""The `tenantflow` command: tenants, migrate, services, dev, api, worker, beat."""
+"""The `tenantflow` command: tenants, migrate, services, dev, api, worker, beat, mail."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +19,11 @@ tenants_app = typer.Typer(
     help="Create, inspect, suspend, resume and delete tenants.", no_args_is_help=True
 )
 app.add_typer(tenants_app, name="tenants")
+mail_app = typer.Typer(
+    help="Read the mail that the development SMTP sink (tenantflow dev) received.",
+    no_args_is_help=True,
+)
+app.add_typer(mail_app, name="mail")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -299,6 +305,79 @@ def tenants_delete(
     except Exception as exc:
         _problem_exit(exc)
     out.print(f"tenant {slug} is deleting; a worker drops its schema")
+
+
+# --- mail --------------------------------------------------------------------------------------
+
+MailDirOpt = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Sink directory (default: <TENANTFLOW_VAR_DIR>/mail)."),
+]
+
+
+def _mail_files(directory: Path | None) -> list[Path]:
+    from backend.notifications.sink import list_messages
+
+    return list_messages(directory or Path(get_settings().var_dir) / "mail")
+
+
+def _mail_summary(number: int, path: Path) -> dict[str, object]:
+    from backend.notifications.sink import read_message
+
+    msg = read_message(path)
+    return {
+        "n": number,
+        "date": str(msg.get("Date", "")),
+        "to": str(msg.get("To", "")),
+        "subject": str(msg.get("Subject", "")),
+        "tenant": str(msg.get("X-Tenantflow-Tenant", "")),
+        "template": str(msg.get("X-Tenantflow-Template", "")),
+        "file": str(path),
+    }
+
+
+@mail_app.command("list")
+def mail_list(directory: MailDirOpt = None, as_json: JsonOpt = False) -> None:
+    """List the received mails, oldest first, numbered for `tenantflow mail show N`."""
+    rows = [_mail_summary(i, p) for i, p in enumerate(_mail_files(directory), start=1)]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("#", "date", "to", "subject", "tenant")
+    for row in rows:
+        table.add_row(*(str(row[k]) for k in ("n", "date", "to", "subject", "tenant")))
+    out.print(table)
+    out.print(f"{len(rows)} mail(s)")
+
+
+@mail_app.command("show")
+def mail_show(
+    number: Annotated[
+        int | None, typer.Argument(min=1, help="Number from `mail list` (default: the newest).")
+    ] = None,
+    directory: MailDirOpt = None,
+    html: Annotated[bool, typer.Option("--html", help="Print the HTML part instead.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the message as received.")] = False,
+) -> None:
+    """Show one received mail: its headers and plain-text part (or --html, --raw)."""
+    from backend.notifications.sink import read_message
+
+    files = _mail_files(directory)
+    if not files:
+        _fail("no mail received yet", 2)
+    if number is not None and number > len(files):
+        _fail(f"there are {len(files)} mail(s); no mail {number}", 2)
+    path = files[(number or len(files)) - 1]
+    if raw:
+        typer.echo(path.read_bytes().decode("utf-8", "replace"))
+        return
+    msg = read_message(path)
+    for header in ("Date", "From", "To", "Subject", "Message-ID", "X-Tenantflow-Tenant"):
+        if header in msg:
+            typer.echo(f"{header}: {msg[header]}")
+    part = msg.get_body(preferencelist=("html",) if html else ("plain",))
+    typer.echo("")
+    typer.echo(part.get_content() if part is not None else "(no such part)")
 
 
 # --- processes ---------------------------------------------------------------------------------

@@ -5,15 +5,18 @@ Development gets working defaults; production refuses to start with any of them.
 
 from __future__ import annotations
 
+from email.headerregistry import Address
+from email.utils import parseaddr
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0000000000"  # noqa: S105 (refused in production)
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tenantflow"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class JwtKey(BaseModel):
@@ -75,6 +78,52 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: Where make dev keeps embedded services and generated secrets.
     var_dir: str = "var"
+    #: Base of every link in outgoing mail (invites, password reset); no trailing slash.
+    public_url: str = DEFAULT_PUBLIC_URL
+    #: Outgoing mail (SMTP). The defaults reach the dev sink that `tenantflow dev` starts;
+    #: production refuses to start unless host and from address are set explicitly.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Tenantflow <no-reply@tenantflow.localhost>"
+    #: Upgrade a plain connection with STARTTLS (port 587); exclusive with smtp_ssl.
+    smtp_starttls: bool = False
+    #: Implicit TLS from the first byte (port 465).
+    smtp_ssl: bool = False
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: First retry of a failed send after about this long, doubling on each retry (jittered).
+    email_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    #: No retry waits longer than this; stays below the broker's visibility timeout (3600 s).
+    email_retry_max_seconds: float = Field(default=1800.0, gt=0, le=3000)
+    email_max_retries: int = Field(default=8, ge=0, le=20)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _from_address(cls, value: str) -> str:
+        _, addr = parseaddr(value)
+        try:
+            Address(addr_spec=addr)
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"not an email address: {value!r}") from exc
+        if "@" not in addr:
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_consistent(self) -> Settings:
+        if self.smtp_starttls and self.smtp_ssl:
+            raise ValueError("TENANTFLOW_SMTP_STARTTLS and TENANTFLOW_SMTP_SSL are exclusive")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("set both TENANTFLOW_SMTP_USERNAME and TENANTFLOW_SMTP_PASSWORD")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -95,6 +144,13 @@ class Settings(BaseSettings):
             problems.append("TENANTFLOW_REDIS_URL must be set explicitly in production")
         if "*" in self.cors_origins:
             problems.append("TENANTFLOW_CORS_ORIGINS must not contain '*' in production")
+        # Explicitly set, not "differs from the default": a local relay on 127.0.0.1 is fine.
+        if "smtp_host" not in self.model_fields_set or not self.smtp_host:
+            problems.append("TENANTFLOW_SMTP_HOST must be set explicitly in production")
+        if "smtp_from" not in self.model_fields_set:
+            problems.append("TENANTFLOW_SMTP_FROM must be set explicitly in production")
+        if self.public_url == DEFAULT_PUBLIC_URL:
+            problems.append("TENANTFLOW_PUBLIC_URL must be set to the public URL in production")
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -17,6 +18,9 @@ from backend.config import get_settings
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "owner@demo.example.com"
+
+if TYPE_CHECKING:
+    from backend.notifications.sink import MailSink
 
 
 def worker_argv(queues: list[str] | None, concurrency: int, name: str) -> list[str]:
@@ -67,6 +71,28 @@ def _read_or_make(path: Path, make: str) -> str:
     path.write_text(make + "\n")
     path.chmod(0o600)
     return make
+
+
+def start_mail_sink(var: Path) -> tuple[MailSink | None, str]:
+    """The dev SMTP sink (var/mail) unless TENANTFLOW_SMTP_HOST names a real server.
+
+    It listens on TENANTFLOW_SMTP_PORT (1025) or, when that is taken, a free port; the worker
+    started afterwards inherits the port through the environment.
+    """
+    from backend.notifications.sink import MailSink
+
+    settings = get_settings()
+    if "smtp_host" in settings.model_fields_set:
+        where = f"{settings.smtp_host}:{settings.smtp_port}"
+        return None, f"Mail: SMTP {where} (TENANTFLOW_SMTP_HOST is set; no sink started)"
+    directory = var / "mail"
+    try:
+        sink = MailSink(directory, port=settings.smtp_port).start()
+    except OSError:
+        sink = MailSink(directory, port=0).start()
+    os.environ.update(TENANTFLOW_SMTP_HOST=sink.host, TENANTFLOW_SMTP_PORT=str(sink.port))
+    get_settings.cache_clear()
+    return sink, f"Mail: {directory} (SMTP {sink.host}:{sink.port})"
 
 
 def run_dev(host: str, port: int, out: Console, err: Console, database: str = "tenantflow") -> int:
@@ -130,6 +156,11 @@ def run_dev(host: str, port: int, out: Console, err: Console, database: str = "t
     engine.dispose()
 
     base = f"http://{host}:{port}"
+    if "public_url" not in settings.model_fields_set:
+        os.environ["TENANTFLOW_PUBLIC_URL"] = base
+        get_settings.cache_clear()
+    sink, mail_line = start_mail_sink(var)
+    out.print(mail_line, highlight=False)
     out.print(
         f"""
 [bold]Tenantflow is starting[/bold]
@@ -138,28 +169,34 @@ def run_dev(host: str, port: int, out: Console, err: Console, database: str = "t
   demo tenant   X-Tenant: demo   owner: {DEMO_EMAIL} / {password}
   log in        curl -s -H 'X-Tenant: demo' {base}/api/v1/auth/login \\
                   -d 'username={DEMO_EMAIL}' -d 'password={password}'
+  mail          tenantflow mail list / tenantflow mail show N
 Ctrl-C stops everything.
 """,
         highlight=False,
     )
-    return _supervise(
-        {
-            "api": [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "backend.main:create_app",
-                "--host",
-                host,
-                "--port",
-                str(port),
-            ],
-            "worker": worker_argv(None, 2, "dev"),
-            "beat": beat_argv(),
-        },
-        out,
-    )
+    try:
+        return _supervise(_dev_commands(host, port), out)
+    finally:
+        if sink is not None:
+            sink.stop()
+
+
+def _dev_commands(host: str, port: int) -> dict[str, list[str]]:
+    return {
+        "api": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "backend.main:create_app",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
+        "worker": worker_argv(None, 2, "dev"),
+        "beat": beat_argv(),
+    }
 
 
 def _supervise(commands: dict[str, list[str]], out: Console) -> int:

@@ -1,4 +1,4 @@
-"""`tenantflow dev` end to end: services, migrations, demo tenant, API + worker + beat, Ctrl-C."""
+"""`tenantflow dev` end to end: services, migrations, demo tenant, processes, mail sink, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import make_url
 
-from backend.devserver import DEMO_EMAIL
+from backend.devserver import DEMO_EMAIL, DEMO_SLUG
+from backend.notifications.service import queue_email
+from backend.notifications.sink import list_messages, read_message
+from tenancy import registry
 
 
 def _free_port() -> int:
@@ -59,6 +62,19 @@ def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path, sync_engine):
         assert "demo" in {t["slug"] for t in tenants["items"]}
         output = (tmp_path / "dev.log").read_text()
         assert "PostgreSQL: " in output and password in output and token in output
+        assert f"Mail: {tmp_path / 'mail'} (SMTP 127.0.0.1:" in output
+
+        # Mail from the demo tenant goes through the dev worker into the dev sink.
+        with sync_engine.connect() as conn:
+            demo = registry.get_by_slug(conn, DEMO_SLUG)
+        context = {"tenant_name": demo.name, "reset_url": f"{base}/r?t=x", "expires_minutes": 5}
+        queue_email(demo, DEMO_EMAIL, "password_reset", context)
+        for _ in range(100):
+            if list_messages(tmp_path / "mail"):
+                break
+            time.sleep(0.2)
+        [path] = list_messages(tmp_path / "mail")
+        assert read_message(path)["To"] == DEMO_EMAIL
 
         busy = subprocess.run(
             [sys.executable, "-m", "backend.cli", "dev", "--port", str(port)],

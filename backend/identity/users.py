@@ -43,11 +43,16 @@ async def list_page(
     return list((await session.scalars(query)).all())
 
 
-async def _ensure_other_owner(session: AsyncSession, leaving: User) -> None:
-    owners = select(COLS.id).where(COLS.role == "owner", COLS.is_active.is_(True)).with_for_update()
-    ids = set((await session.scalars(owners)).all())
-    if ids - {leaving.id} == set():
-        raise Problem(409, "last-owner", "The tenant's last active owner cannot be removed.")
+async def _lock_owners(session: AsyncSession) -> set[uuid.UUID]:
+    """Lock the active owners' rows, always in id order, before any other user row: every
+    change of users takes its locks in the same order, so two cannot deadlock."""
+    owners = (
+        select(COLS.id)
+        .where(COLS.role == "owner", COLS.is_active.is_(True))
+        .order_by(COLS.id)
+        .with_for_update()
+    )
+    return set((await session.scalars(owners)).all())
 
 
 async def update(
@@ -58,6 +63,7 @@ async def update(
     caller: Principal,
     request: Request,
 ) -> User:
+    owners = await _lock_owners(session)
     # Lock the row: concurrent changes of one user apply one after the other.
     user = (await session.scalars(select(User).where(COLS.id == user_id).with_for_update())).first()
     if user is None:
@@ -75,8 +81,9 @@ async def update(
         and (new_role != user.role or new_active != user.is_active)
     ):
         raise Problem(403, "owner-only", "Only an owner may make, change or deactivate an owner.")
-    if user.role == "owner" and user.is_active and (new_role != "owner" or not new_active):
-        await _ensure_other_owner(session, user)
+    leaves_owners = user.role == "owner" and (new_role != "owner" or not new_active)
+    if leaves_owners and user.is_active and not owners - {user.id}:
+        raise Problem(409, "last-owner", "The tenant's last active owner cannot be removed.")
     actor = {"actor_type": caller.kind, "actor_id": caller.id, "request": request}
     if new_role != user.role:
         audit.record(

@@ -1,0 +1,1 @@
+"""Outgoing email: templates, the send task and a development SMTP sink."""
