@@ -1,4 +1,4 @@
-"""The `tenantflow` command: tenants, migrate, services, dev, api, worker, beat."""
+"""The `tenantflow` command: tenants, operators, migrate, services, dev, api, worker, beat."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from backend.config import get_settings
+from backend.operators.cli import operators_app
 
 app = typer.Typer(help="Tenantflow: multi-tenant task and workflow backend.", no_args_is_help=True)
 tenants_app = typer.Typer(
     help="Create, inspect, suspend, resume and delete tenants.", no_args_is_help=True
 )
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(operators_app, name="operators")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
