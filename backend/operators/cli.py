@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 if TYPE_CHECKING:  # the CLI imports lazily: `tenantflow --help` stays fast
     from backend.operators.models import Operator, OperatorToken
@@ -101,6 +101,17 @@ def _token_dict(token: OperatorToken, email: str) -> dict[str, object]:
     }
 
 
+def _table(*headers: str) -> Table:
+    # Ids and emails fold instead of being cut: a listing must be copyable and greppable.
+    whole = {"id", "email", "operator", "prefix"}
+    return Table(*(Column(h, overflow="fold" if h in whole else "ellipsis") for h in headers))
+
+
+def _print_table(table: Table) -> None:
+    # Piped output is not cut to 80 columns (rich's default without a terminal).
+    (out if out.is_terminal else Console(soft_wrap=True, width=240)).print(table)
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -145,11 +156,11 @@ def list_operators(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps([_operator_dict(o) for o in operators]))
         return
-    table = Table("email", "name", "active", "created", "last login")
+    table = _table("email", "name", "active", "created", "last login")
     for o in operators:
         active = "yes" if o.is_active else "no"
         table.add_row(o.email, o.name, active, _when(o.created_at), _when(o.last_login_at))
-    out.print(table)
+    _print_table(table)
     out.print(f"{len(operators)} operator(s)")
 
 
@@ -195,11 +206,11 @@ def token_list(
     if as_json:
         typer.echo(json.dumps([_token_dict(t, e) for t, e in rows]))
         return
-    table = Table("id", "operator", "name", "prefix", "created", "expires", "last used", "revoked")
+    table = _table("id", "operator", "name", "prefix", "created", "expires", "last used", "revoked")
     for t, e in rows:
         times = (t.created_at, t.expires_at, t.last_used_at, t.revoked_at)
         table.add_row(str(t.id), e, t.name, t.prefix, *map(_when, times))
-    out.print(table)
+    _print_table(table)
     out.print(f"{len(rows)} token(s)")
 
 
