@@ -17,8 +17,8 @@ from tenancy.keys import throttle_key
 router = APIRouter(prefix="/platform/v1/auth", tags=["platform"])
 
 
-def login_limits(settings: Settings, email: str, address: str) -> dict[str, Policy]:
-    """Failure counters of one login attempt: the account and the client address."""
+def login_limits(settings: Settings, account_key: str, address_key: str) -> dict[str, Policy]:
+    """Failure counters of one login attempt: the account's and the client address's."""
 
     def policy(max_failures: int) -> Policy:
         return Policy(
@@ -31,10 +31,8 @@ def login_limits(settings: Settings, email: str, address: str) -> dict[str, Poli
         )
 
     return {
-        throttle_key(None, "operator-login", "account", email): policy(settings.login_max_failures),
-        throttle_key(None, "operator-login", "address", address): policy(
-            settings.login_max_failures_per_address
-        ),
+        account_key: policy(settings.login_max_failures),
+        address_key: policy(settings.login_max_failures_per_address),
     }
 
 
@@ -49,7 +47,9 @@ async def login(
 ) -> OperatorTokenOut:
     email = normalize_email(str(data.email))
     address = request.client.host if request.client else "unknown"
-    limits = login_limits(res.settings, email, address)
+    account_key = throttle_key(None, "operator-login", "account", email)
+    address_key = throttle_key(None, "operator-login", "address", address)
+    limits = login_limits(res.settings, account_key, address_key)
     # Redis errors propagate: no counting means no login (503), never an unthrottled one.
     throttle = Throttle(res.redis)
     wait = await throttle.check(limits)
@@ -64,7 +64,8 @@ async def login(
             "Email or password is wrong, or the operator is deactivated.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    await throttle.clear([k for k in limits if ":account:" in k])
+    # Only the account: a valid login must not reset what was spent guessing other accounts.
+    await throttle.clear([account_key])
     tokens: OperatorTokenService = request.app.state.operator_tokens
     return OperatorTokenOut(access_token=tokens.issue(operator.id), expires_in=tokens.lifetime)
 
