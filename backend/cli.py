@@ -1,4 +1,4 @@
-"""The `tenantflow` command: tenants, migrate, services, dev, api, worker, beat, mail."""
+"""The `tenantflow` command: tenants, operators, migrate, services, dev, api, worker, beat, mail."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backend.config import get_settings
+from backend.operators.cli import operators_app
 
 app = typer.Typer(help="Tenantflow: multi-tenant task and workflow backend.", no_args_is_help=True)
 tenants_app = typer.Typer(
@@ -24,6 +25,7 @@ mail_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(mail_app, name="mail")
+app.add_typer(operators_app, name="operators")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     queue_partitions: int = Field(default=4, ge=1, le=1024)
     access_token_lifetime_seconds: int = Field(default=900, ge=60, le=86400)
     refresh_token_lifetime_seconds: int = Field(default=30 * 86400, ge=300)
+    #: Lifetime of an operator's access token (POST /platform/v1/auth/login).
+    operator_access_token_lifetime_seconds: int = Field(default=900, ge=60, le=86400)
     jwt_audience: str = "tenantflow"
     jwt_issuer: str = "tenantflow"
     #: How long a process trusts its in-process copy of a registry entry.
@@ -74,6 +76,13 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     #: Redis calls on the request path give up after this long.
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    #: Failed logins of one account before it is locked (backend.kit.throttle).
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    #: Failed logins from one client address, over all accounts, before it is locked.
+    login_max_failures_per_address: int = Field(default=50, ge=1, le=100000)
+    #: First lock after too many failures; each further failure doubles it up to the max.
+    login_lockout_seconds: float = Field(default=30.0, gt=0, le=86400)
+    login_max_lockout_seconds: float = Field(default=900.0, gt=0, le=86400)
     cors_origins: list[str] = []
     log_level: str = "INFO"
     #: Where make dev keeps embedded services and generated secrets.
@@ -167,6 +176,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"TENANTFLOW_JWT_SIGNING_KID {self.jwt_signing_kid!r} names no signing key"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _lockout_order(self) -> Settings:
+        if self.login_lockout_seconds > self.login_max_lockout_seconds:
+            raise ValueError("login_lockout_seconds must not exceed login_max_lockout_seconds")
         return self
 
     @property

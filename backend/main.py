@@ -24,6 +24,8 @@ from backend.identity.user_routes import router as user_router
 from backend.kit.errors import install_problem_handlers
 from backend.kit.middleware import RequestIdMiddleware
 from backend.kit.resources import Resources
+from backend.operators.routes import router as operators_router
+from backend.operators.tokens import OperatorTokenService
 from backend.platform.routes import router as platform_router
 from backend.projects.routes import router as projects_router
 from tenancy.middleware import TenantMiddleware
@@ -51,10 +53,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Multi-tenant task and workflow management. Tenant routes (/api/v1) need "
         "the tenant (X-Tenant header, subdomain or token) and a bearer token; platform routes "
-        "(/platform/v1) need the operator token. Every error is application/problem+json.",
+        "(/platform/v1) need an operator access or API token, or the bootstrap platform "
+        "token. Every error is application/problem+json.",
         lifespan=lifespan,
     )
     app.state.tokens = tokens
+    app.state.operator_tokens = OperatorTokenService(settings)
     install_problem_handlers(app)
     for router in (
         health_router,
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         key_router,
         audit_router,
         projects_router,
+        operators_router,
         platform_router,
     ):
         app.include_router(router)

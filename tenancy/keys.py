@@ -2,7 +2,8 @@
 
 Tenant keys carry a Redis Cluster hash tag, ``tf:{<tenant id>}:...``, so all keys of a tenant
 share a slot and multi-key Lua scripts stay cluster-safe. Platform keys (registry cache and the
-like) live under ``tf:platform:``.
+like) live under ``tf:platform:``. Throttle counters (failed logins and the like) carry a hash
+tag too, the tenant's or ``{platform}``, so one Lua script may touch several of them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,27 @@ def platform_key(*parts: str) -> str:
         if not part or "{" in part or "}" in part:
             raise ValueError(f"invalid key part {part!r}")
     return ":".join(("tf", "platform", *parts))
+
+
+#: Hash tag of platform keys that a multi-key script touches together (operator login throttle).
+PLATFORM_TAG = "{platform}"
+_THROTTLE_SUBJECTS = ("account", "address")
+
+
+def throttle_key(tenant_id: uuid.UUID | str | None, action: str, subject: str, value: str) -> str:
+    """Failure counter of one subject of an action, e.g. failed logins of one account.
+
+    ``tf:{<tenant id>}:throttle:<action>:<subject>:<digest>`` for a tenant, and
+    ``tf:{platform}:throttle:<action>:<subject>:<digest>`` for the platform (tenant_id None).
+    The value (an email, a client address) is hashed: keys hold no personal data, and no
+    input can break the hash tag. Keys of one tenant (or of the platform) share a slot.
+    """
+    if not action.replace("-", "").isalnum() or subject not in _THROTTLE_SUBJECTS:
+        raise ValueError(f"invalid throttle key {action!r} {subject!r}")
+    digest = hashlib.sha256(value.encode()).hexdigest()[:32]
+    if tenant_id is None:
+        return ":".join(("tf", PLATFORM_TAG, "throttle", action, subject, digest))
+    return tenant_key(tenant_id, "throttle", action, subject, digest)
 
 
 #: The registry cache shares one hash tag so its fill script stays cluster-safe.

@@ -38,8 +38,24 @@ async def unit_of_work(session: SessionDep) -> AsyncIterator[AsyncSession]:
     await session.commit()
 
 
+async def shared_session_dep(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session on the shared schema (tf_shared) only; closing it rolls back uncommitted work."""
+    resources: Resources = request.app.state.resources
+    async with AsyncSession(resources.engine, expire_on_commit=False) as session:
+        yield session
+
+
+async def shared_unit_of_work(
+    session: Annotated[AsyncSession, Depends(shared_session_dep)],
+) -> AsyncIterator[AsyncSession]:
+    """Commits when the route returns without error (and before the response is sent)."""
+    yield session
+    await session.commit()
+
+
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 CurrentTenant = Annotated[TenantRecord, Depends(get_tenant)]
 # scope="function": commit before the response is sent, so a client never gets a 201 for a
 # row that a failed commit then lost.
 TenantDB = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+SharedDB = Annotated[AsyncSession, Depends(shared_unit_of_work, scope="function")]

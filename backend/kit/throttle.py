@@ -1,0 +1,145 @@
+"""Failure counters with exponential lockout (brute-force protection), kept in Redis.
+
+A caller counts failures per key, typically one key for the account and one for the client
+address (``tenancy.keys.throttle_key``)::
+
+    limits = {account_key: ACCOUNT_POLICY, address_key: ADDRESS_POLICY}
+    throttle = Throttle(redis)
+    if (wait := await throttle.check(limits)) is not None:
+        raise Problem(429, ..., headers={"Retry-After": str(wait)})
+    if not ok:
+        await throttle.fail(limits)
+    else:
+        await throttle.clear([account_key])  # never the address: one good login must not
+                                             # reset what an attacker spent on other accounts
+
+Once a key has ``max_failures`` failures it is locked for ``lockout_seconds``; every further
+failure after the lock ends doubles the lock, up to ``max_lockout_seconds``. Failures are
+forgotten ``forget_after_seconds`` after the last one (or when the lock ends, if later).
+
+Each call is one Lua script, so counting and expiry are atomic and the clock is Redis's
+(``TIME``), the same for every API process. All keys of a call must share a Redis Cluster hash
+tag (one tenant's, or ``{platform}``), which keeps the scripts cluster-safe. Redis errors are
+not swallowed: a caller that cannot count must fail closed (the API maps them to 503).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+# Returns the longest remaining lock of KEYS in ms (0 when none is locked).
+_CHECK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = 0
+for _, key in ipairs(KEYS) do
+  local locked_until = tonumber(redis.call('HGET', key, 'until') or '0')
+  if locked_until - now > wait then wait = locked_until - now end
+end
+return wait
+"""
+
+# ARGV holds four numbers per key: max failures, first lockout ms, max lockout ms, forget ms.
+# Counts one failure on every key; returns the longest lock this failure started, in ms.
+_FAIL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local at = (i - 1) * 4
+  local limit = tonumber(ARGV[at + 1])
+  local lockout = tonumber(ARGV[at + 2])
+  local cap = tonumber(ARGV[at + 3])
+  local ttl = tonumber(ARGV[at + 4])
+  local n = redis.call('HINCRBY', key, 'n', 1)
+  if n >= limit then
+    local lock = math.floor(math.min(lockout * 2 ^ (n - limit), cap))
+    redis.call('HSET', key, 'until', string.format('%d', now + lock))
+    if lock > wait then wait = lock end
+    if lock > ttl then ttl = lock end
+  end
+  redis.call('PEXPIRE', key, ttl)
+end
+return wait
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How many failures a key may have, and how long it is locked after that."""
+
+    max_failures: int = 5
+    lockout_seconds: float = 30.0
+    max_lockout_seconds: float = 900.0
+    forget_after_seconds: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.max_failures < 1:
+            raise ValueError("max_failures must be >= 1")
+        if not 0 < self.lockout_seconds <= self.max_lockout_seconds:
+            raise ValueError("need 0 < lockout_seconds <= max_lockout_seconds")
+        if self.forget_after_seconds <= 0:
+            raise ValueError("forget_after_seconds must be > 0")
+
+    def args(self) -> list[int]:
+        return [
+            self.max_failures,
+            _ms(self.lockout_seconds),
+            _ms(self.max_lockout_seconds),
+            _ms(self.forget_after_seconds),
+        ]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _seconds(ms: int) -> int | None:
+    """A Retry-After value: whole seconds, rounded up; None when nothing is locked."""
+    return math.ceil(ms / 1000) if ms > 0 else None
+
+
+def hash_tag(key: str) -> str:
+    """The Redis Cluster hash tag of a key (the text between the first braces)."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    if start < 0 or end <= start + 1:
+        raise ValueError(f"throttle key without a hash tag: {key!r}")
+    return key[start + 1 : end]
+
+
+def _same_slot(keys: list[str]) -> list[str]:
+    if not keys:
+        raise ValueError("no throttle keys given")
+    if len({hash_tag(k) for k in keys}) != 1:
+        raise ValueError("throttle keys of one call must share a hash tag")
+    return keys
+
+
+class Throttle:
+    """check / fail / clear on a set of failure counters (see the module docstring)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._check = redis.register_script(_CHECK)
+        self._fail = redis.register_script(_FAIL)
+
+    async def check(self, keys: Iterable[str]) -> int | None:
+        """Seconds until every key is unlocked, or None when none is locked."""
+        waited = await self._check(keys=_same_slot(list(keys)))
+        return _seconds(int(waited))
+
+    async def fail(self, limits: Mapping[str, Policy]) -> int | None:
+        """Count one failure on every key; seconds of the lock it started, if any."""
+        keys = _same_slot(list(limits))
+        args = [a for key in keys for a in limits[key].args()]
+        started = await self._fail(keys=keys, args=args)
+        return _seconds(int(started))
+
+    async def clear(self, keys: Iterable[str]) -> None:
+        """Forget the failures of these keys (after a success)."""
+        await self._redis.delete(*_same_slot(list(keys)))

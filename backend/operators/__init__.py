@@ -1,0 +1,1 @@
+"""Platform operators: accounts, API tokens, login and the operator principal."""
