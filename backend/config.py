@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     queue_partitions: int = Field(default=4, ge=1, le=1024)
     access_token_lifetime_seconds: int = Field(default=900, ge=60, le=86400)
     refresh_token_lifetime_seconds: int = Field(default=30 * 86400, ge=300)
+    #: How long an invite link works (single use).
+    invite_ttl_seconds: int = Field(default=7 * 86400, ge=300, le=90 * 86400)
+    #: How long a password-reset link works (single use; dead once the password changed).
+    reset_ttl_seconds: int = Field(default=3600, ge=300, le=86400)
+    #: Invite accepts and password resets with a bad token, per client address.
+    token_max_failures_per_address: int = Field(default=20, ge=1)
+    #: Forgot-password requests per account (and 4x that per address) within an hour.
+    forgot_password_max_per_account: int = Field(default=5, ge=1)
     #: Lifetime of an operator's access token (POST /platform/v1/auth/login).
     operator_access_token_lifetime_seconds: int = Field(default=900, ge=60, le=86400)
     jwt_audience: str = "tenantflow"

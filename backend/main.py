@@ -17,7 +17,9 @@ from backend.config import Settings, get_settings
 from backend.health import router as health_router
 from backend.identity.api_keys import tenant_of_key
 from backend.identity.audit_routes import router as audit_router
+from backend.identity.invite_routes import router as invite_router
 from backend.identity.key_routes import router as key_router
+from backend.identity.reset_routes import router as reset_router
 from backend.identity.routes import router as identity_router
 from backend.identity.tokens import TokenService
 from backend.identity.user_routes import router as user_router
@@ -63,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         health_router,
         identity_router,
+        reset_router,
         user_router,
+        invite_router,
         key_router,
         audit_router,
         projects_router,

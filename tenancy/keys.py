@@ -97,3 +97,18 @@ def queue_for(tenant_id: uuid.UUID | str, partitions: int, pinned: str | None = 
 
 def all_partition_queues(partitions: int) -> list[str]:
     return [partition_queue(i) for i in range(partitions)]
+
+
+def onetime_key(tenant_id: uuid.UUID | str, kind: str, digest_hex: str) -> str:
+    """A single-use token of a tenant (invite, password reset), by the SHA-256 of its secret:
+    ``tf:{<tenant id>}:onetime:<kind>:<digest>``."""
+    if kind not in ("invite", "reset") or len(digest_hex) != 64:
+        raise ValueError(f"invalid one-time token key {kind!r}")
+    return tenant_key(tenant_id, "onetime", kind, digest_hex)
+
+
+def onetime_index_key(tenant_id: uuid.UUID | str, kind: str) -> str:
+    """Hash of a tenant's outstanding tokens of ``kind``: id -> digest (for listing, revoking)."""
+    if kind not in ("invite", "reset"):
+        raise ValueError(f"invalid one-time token kind {kind!r}")
+    return tenant_key(tenant_id, "onetime", kind, "index")

@@ -8,10 +8,14 @@ works in its own database ``tenantflow_test_<pid>`` (dropped at the end) and Red
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -20,6 +24,9 @@ import redis as redis_sync
 from sqlalchemy.engine import make_url
 
 from backend import devservices
+
+if TYPE_CHECKING:
+    from backend.notifications.sink import MailSink
 
 PLATFORM_TOKEN = "test-platform-token-0123456789abcdef-xyz"
 OWNER_PASSWORD = "correct-horse-battery"
@@ -219,3 +226,74 @@ async def login_as(
 
 def bearer(tenant: TenantHandle, access_token: str) -> dict[str, str]:
     return {"X-Tenant": tenant.slug, "Authorization": f"Bearer {access_token}"}
+
+
+# A real SMTP sink and a real Celery worker that sends to it (one each per test module).
+RETRY_BASE = 0.5
+RETRY_CAP = 1.5
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailSink]:
+    from backend.notifications.sink import MailSink
+
+    with MailSink(tmp_path_factory.mktemp("mail"), port=0) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def worker(
+    settings: Any, sync_engine: Any, sink: MailSink, tmp_path_factory: Any
+) -> Iterator[Path]:
+    from backend.workers.celery_app import worker_queues
+
+    log = tmp_path_factory.mktemp("mail-worker") / "worker.log"
+    env = {
+        **os.environ,
+        "TENANTFLOW_SMTP_HOST": sink.host,
+        "TENANTFLOW_SMTP_PORT": str(sink.port),
+        "TENANTFLOW_SMTP_TIMEOUT_SECONDS": "2",
+        "TENANTFLOW_EMAIL_RETRY_BASE_SECONDS": str(RETRY_BASE),
+        "TENANTFLOW_EMAIL_RETRY_MAX_SECONDS": str(RETRY_CAP),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "backend.workers.celery_app",
+        "worker",
+        "-Q",
+        ",".join(worker_queues(settings)),
+        "-c",
+        "2",
+        "--without-mingle",
+        "--without-gossip",
+        "-n",
+        f"mail-{uuid.uuid4().hex[:6]}@%h",
+        "-l",
+        "INFO",
+        "-f",
+        str(log),
+    ]
+    proc = subprocess.Popen(argv, env=env, cwd=Path(__file__).parent.parent)
+    try:
+        assert wait_until(lambda: log.exists() and "ready." in log.read_text(), 60), (
+            log.read_text() if log.exists() else "worker did not start"
+        )
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.1)
+    return predicate()

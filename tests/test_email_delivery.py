@@ -3,86 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from backend.notifications.service import queue_email
-from backend.notifications.sink import MailSink
-from backend.workers.celery_app import celery_app, worker_queues
+from backend.workers.celery_app import celery_app
 from tenancy import keys
-
-RETRY_BASE = 0.5
-RETRY_CAP = 1.5
-
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailSink]:
-    with MailSink(tmp_path_factory.mktemp("mail"), port=0) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def worker(
-    settings: Any, sync_engine: Any, sink: MailSink, tmp_path_factory: Any
-) -> Iterator[Path]:
-    log = tmp_path_factory.mktemp("mail-worker") / "worker.log"
-    env = {
-        **os.environ,
-        "TENANTFLOW_SMTP_HOST": sink.host,
-        "TENANTFLOW_SMTP_PORT": str(sink.port),
-        "TENANTFLOW_SMTP_TIMEOUT_SECONDS": "2",
-        "TENANTFLOW_EMAIL_RETRY_BASE_SECONDS": str(RETRY_BASE),
-        "TENANTFLOW_EMAIL_RETRY_MAX_SECONDS": str(RETRY_CAP),
-    }
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "backend.workers.celery_app",
-        "worker",
-        "-Q",
-        ",".join(worker_queues(settings)),
-        "-c",
-        "2",
-        "--without-mingle",
-        "--without-gossip",
-        "-n",
-        f"mail-{uuid.uuid4().hex[:6]}@%h",
-        "-l",
-        "INFO",
-        "-f",
-        str(log),
-    ]
-    proc = subprocess.Popen(argv, env=env, cwd=Path(__file__).parent.parent)
-    try:
-        assert _wait(lambda: log.exists() and "ready." in log.read_text(), 60), (
-            log.read_text() if log.exists() else "worker did not start"
-        )
-        yield log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    return predicate()
+from tests.conftest import RETRY_CAP
+from tests.conftest import wait_until as _wait
 
 
 def _invite(tenant: Any, token: str) -> dict[str, Any]:

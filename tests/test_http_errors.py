@@ -111,13 +111,20 @@ async def _app_client(settings, **changes):
     return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x")
 
 
-async def test_tenant_routes_work_while_redis_is_away(settings, make_tenant):
+async def test_tenant_routes_work_while_redis_is_away(settings, make_tenant, client):
     tenant = make_tenant("redis-away")
+    headers = await login(client, tenant)
     app, c = await _app_client(settings, redis_url="redis://127.0.0.1:1/0")
     async with app.router.lifespan_context(app), c:
-        headers = await login(c, tenant)
         created = await c.post("/api/v1/projects", json={"name": "still works"}, headers=headers)
         assert created.status_code == 201, created.text
+        # Login cannot count failures without Redis: it fails closed, never unthrottled.
+        resp = await c.post(
+            "/api/v1/auth/login",
+            data={"username": tenant.email, "password": tenant.password},
+            headers={"X-Tenant": tenant.slug},
+        )
+        assert_problem(resp, 503, "service-unavailable")
 
 
 async def test_database_away_is_503_not_500(settings, make_tenant, client):

@@ -18,8 +18,13 @@ async def _objects(client, tenant, add_user):
     owner = bearer(tenant, (await login_as(client, tenant, tenant.email))["access_token"])
     project = await client.post("/api/v1/projects", json={"name": "secret"}, headers=owner)
     key = await client.post("/api/v1/api-keys", json={"name": "k", "role": "viewer"}, headers=owner)
+    invite = await client.post(
+        "/api/v1/invites", json={"email": f"new@{tenant.slug}.example.com"}, headers=owner
+    )
+    assert invite.status_code == 201, invite.text
     user_id, _ = add_user(tenant, "member")
     return owner, {
+        "invite_id": invite.json()["id"],
         "project_id": project.json()["id"],
         "key_id": key.json()["id"],
         "user_id": str(user_id),
@@ -54,5 +59,7 @@ async def test_other_tenants_ids_are_404_on_every_route(app, client, make_tenant
     assert project.json()["name"] == "secret"
     keys = (await client.get("/api/v1/api-keys", headers=a_owner)).json()["items"]
     assert keys[0]["revoked_at"] is None
+    invites = (await client.get("/api/v1/invites", headers=a_owner)).json()["items"]
+    assert [i["id"] for i in invites] == [ids["invite_id"]]
     user = await client.get(f"/api/v1/users/{ids['user_id']}", headers=a_owner)
     assert user.json()["is_active"] is True and user.json()["role"] == "member"

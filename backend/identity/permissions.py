@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "projects:create": WRITERS,
     "projects:update": WRITERS,
     "projects:delete": ADMINS,
+    "invites:manage": ADMINS,
     "api_keys:manage": ADMINS,
     "audit:read": ADMINS,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from backend.identity import audit, sessions
@@ -12,11 +12,31 @@ from backend.identity.manager import UserManagerDep
 from backend.identity.models import User
 from backend.identity.permissions import Principal, public, requires
 from backend.identity.schemas import RefreshIn, TokenOut, UserRead
+from backend.identity.service import normalize_email
 from backend.identity.tokens import TokenService
 from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
 from backend.kit.errors import Problem, problem_responses
+from backend.kit.throttle import Throttle, login_limits, too_many
+from tenancy.keys import throttle_key
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
+
+
+class LoginForm(OAuth2PasswordRequestForm):
+    """The OAuth2 password form with length limits (argon2 of a megabyte is a cheap DoS)."""
+
+    def __init__(
+        self,
+        username: Annotated[str, Form(min_length=1, max_length=320)],
+        password: Annotated[str, Form(min_length=1, max_length=1024)],
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        scope: Annotated[str, Form(max_length=1000)] = "",
+    ) -> None:
+        super().__init__(username=username, password=password, grant_type=grant_type, scope=scope)
+
+
+def _ip(request: Request) -> str:
+    return audit.client_ip(request) or "unknown"
 
 
 @router.post(
@@ -28,15 +48,24 @@ router = APIRouter(prefix="/api/v1", tags=["identity"])
 )
 async def login(
     request: Request,
-    credentials: Annotated[OAuth2PasswordRequestForm, Depends()],
+    credentials: Annotated[LoginForm, Depends()],
     manager: UserManagerDep,
     tenant: CurrentTenant,
     resources: ResourcesDep,
     db: TenantDB,
 ) -> TokenOut:
-    email = credentials.username.strip().lower()
+    email = normalize_email(credentials.username)
+    account_key = throttle_key(tenant.id, "login", "account", email)
+    limits = login_limits(
+        resources.settings, account_key, throttle_key(tenant.id, "login", "address", _ip(request))
+    )
+    # Redis errors propagate: no counting means no login (503), never an unthrottled one.
+    throttle = Throttle(resources.redis)
+    if (wait := await throttle.check(limits)) is not None:
+        raise too_many(wait)
     user, verified = await manager.check_password(email, credentials.password)
     if user is None or not verified or not user.is_active:
+        await throttle.fail(limits)
         await audit.record_detached(
             resources.engine,
             tenant,

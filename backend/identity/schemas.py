@@ -82,3 +82,42 @@ class AuditEventRead(BaseModel):
 
 
 Password = Field(min_length=10, max_length=128, description="10-128 characters.")
+
+
+class InviteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    role: Role = "member"
+
+
+class InviteRead(BaseModel):
+    id: uuid.UUID
+    email: EmailStr
+    role: Role
+    invited_by: uuid.UUID | None = None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+
+
+class InviteAccept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=128)
+    password: str = Password
+    name: str = Field(default="", max_length=200)
+
+
+class ForgotPassword(BaseModel):
+    email: EmailStr
+
+
+class ResetPassword(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=128)
+    password: str = Password
+
+
+class Accepted(BaseModel):
+    detail: str

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from backend.config import Settings
+from backend.kit.errors import Problem
+
 # Returns the longest remaining lock of KEYS in ms (0 when none is locked).
 _CHECK = """
 local t = redis.call('TIME')
@@ -143,3 +146,33 @@ class Throttle:
     async def clear(self, keys: Iterable[str]) -> None:
         """Forget the failures of these keys (after a success)."""
         await self._redis.delete(*_same_slot(list(keys)))
+
+
+def login_limits(settings: Settings, account_key: str, address_key: str) -> dict[str, Policy]:
+    """Failure counters of one login attempt: the account's and the client address's."""
+
+    def policy(max_failures: int) -> Policy:
+        return Policy(
+            max_failures=max_failures,
+            lockout_seconds=settings.login_lockout_seconds,
+            max_lockout_seconds=settings.login_max_lockout_seconds,
+            # Remember failures well past the longest lock, or a locked account would start
+            # afresh with max_failures free guesses each time its lock ended.
+            forget_after_seconds=max(3600.0, 4 * settings.login_max_lockout_seconds),
+        )
+
+    return {
+        account_key: policy(settings.login_max_failures),
+        address_key: policy(settings.login_max_failures_per_address),
+    }
+
+
+def too_many(wait: int, what: str = "failed logins for this account or address") -> Problem:
+    """The 429 problem of a locked counter, with Retry-After."""
+    return Problem(
+        429,
+        "too-many-attempts" if "login" not in what else "too-many-login-failures",
+        f"Too many {what}; retry in {wait} s.",
+        headers={"Retry-After": str(wait)},
+        retry_after=wait,
+    )
