@@ -9,6 +9,7 @@ short local TTL bounds staleness for those that do not.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.kit.db import SharedBase
 from tenancy.keys import platform_key, registry_cache_key, registry_generation_key
+from tenancy.naming import validate_schema_name
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +97,30 @@ class TenantRecord:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> TenantRecord:
-        data = json.loads(raw)
-        data["id"] = uuid.UUID(data["id"])
-        data["created_at"] = dt.datetime.fromisoformat(data["created_at"])
+        """Decode a cached record; ValueError when it is not exactly what ``to_json`` writes."""
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or set(data) != _FIELD_NAMES:
+                raise ValueError("unexpected fields")
+            for name in _TEXT_FIELDS:
+                if not isinstance(data[name], str):
+                    raise ValueError(f"{name} is not a string")
+            for name in _OPTIONAL_TEXT_FIELDS:
+                if data[name] is not None and not isinstance(data[name], str):
+                    raise ValueError(f"{name} is not a string or null")
+            if data["status"] not in STATUSES:
+                raise ValueError("unknown status")
+            validate_schema_name(data["schema_name"])
+            data["id"] = uuid.UUID(data["id"])
+            data["created_at"] = dt.datetime.fromisoformat(data["created_at"])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"undecodable registry cache entry: {exc}") from exc
         return cls(**data)
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(TenantRecord))
+_OPTIONAL_TEXT_FIELDS = ("schema_revision", "queue")
+_TEXT_FIELDS = ("id", "slug", "name", "schema_name", "plan", "status", "database_key", "created_at")
 
 
 _COLUMNS = [getattr(Tenant, f.name) for f in dataclasses.fields(TenantRecord)]
@@ -216,7 +238,16 @@ class RegistryCache:
             log.warning("registry cache unavailable; reading the registry from PostgreSQL")
             return None, None
         generation = generation.decode() if generation else "0"
-        return (TenantRecord.from_json(raw) if raw else None), generation
+        if not raw:
+            return None, generation
+        try:
+            return TenantRecord.from_json(raw), generation
+        except ValueError:
+            # Another format (a rolling deploy) or corruption: a miss, never a failed request.
+            log.warning("dropping undecodable registry cache entry %s", key, exc_info=True)
+            with contextlib.suppress(aioredis.RedisError, OSError):
+                await self._redis.delete(key)
+            return None, generation
 
     async def _to_redis(self, record: TenantRecord, generation: str) -> None:
         assert self._redis is not None
