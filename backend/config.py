@@ -5,6 +5,7 @@ Development gets working defaults; production refuses to start with any of them.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Literal
 
@@ -34,8 +35,9 @@ class Settings(BaseSettings):
     jwt_issuer: str = "tenantflow"
     #: How long a process trusts its in-process copy of a registry entry.
     registry_local_ttl_seconds: float = Field(default=2.0, ge=0, le=60)
-    #: How long the Redis copy of a registry entry lives (deleted on change anyway).
-    registry_redis_ttl_seconds: int = Field(default=300, ge=1)
+    #: How long the Redis copy of a registry entry lives. Deleted on every change; this bounds
+    #: how long a status change can go unenforced when that deletion fails (Redis away).
+    registry_redis_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     #: Redis calls on the request path give up after this long.
@@ -65,6 +67,11 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
+
+    @property
+    def registry_max_staleness_seconds(self) -> int:
+        """How long a registry change can stay unseen when its cache invalidation failed."""
+        return math.ceil(self.registry_redis_ttl_seconds + self.registry_local_ttl_seconds)
 
     @property
     def sync_database_url(self) -> str:

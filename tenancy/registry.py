@@ -151,20 +151,48 @@ def list_tenants(
     return [TenantRecord.from_row(r) for r in conn.execute(query)]
 
 
+class InvalidationFailed(RuntimeError):
+    """A registry change is committed, but Redis could not be told: caches may be stale."""
+
+    def __init__(self, tenant: TenantRecord) -> None:
+        super().__init__(
+            f"registry cache invalidation failed for {tenant.slug}: Redis did not answer"
+        )
+        self.tenant = tenant
+
+
+#: Pauses between invalidation attempts; a Redis failover or a dropped connection is often
+#: over within a second.
+INVALIDATION_BACKOFF = (0.1, 0.5)
+
+
 def invalidate(redis: redis_sync.Redis | None, tenant: TenantRecord) -> None:
-    """Forget cached copies of a tenant everywhere; a Redis failure is logged, not raised."""
+    """Forget cached copies of a tenant everywhere.
+
+    Retried (``INVALIDATION_BACKOFF``); when Redis still cannot be reached it raises
+    ``InvalidationFailed``: the Redis copy may then serve the old row until its TTL ends, and
+    the caller must say so instead of reporting success.
+    """
     if redis is None:
         return
-    try:
-        pipe = redis.pipeline(transaction=True)
-        pipe.incr(registry_generation_key())
-        pipe.delete(
-            registry_cache_key("slug", tenant.slug), registry_cache_key("id", str(tenant.id))
-        )
-        pipe.publish(INVALIDATION_CHANNEL, json.dumps({"id": str(tenant.id), "slug": tenant.slug}))
-        pipe.execute()
-    except redis_sync.RedisError:
-        log.warning("registry cache invalidation failed for %s; TTLs will expire it", tenant.slug)
+    for pause in (*INVALIDATION_BACKOFF, None):
+        try:
+            pipe = redis.pipeline(transaction=True)
+            pipe.incr(registry_generation_key())
+            pipe.delete(
+                registry_cache_key("slug", tenant.slug), registry_cache_key("id", str(tenant.id))
+            )
+            pipe.publish(
+                INVALIDATION_CHANNEL, json.dumps({"id": str(tenant.id), "slug": tenant.slug})
+            )
+            pipe.execute()
+            return
+        except (redis_sync.RedisError, OSError) as exc:
+            if pause is None:
+                log.error("registry cache invalidation failed for %s: %s", tenant.slug, exc)
+                raise InvalidationFailed(tenant) from exc
+            log.warning("registry cache invalidation for %s failed, retrying", tenant.slug)
+            time.sleep(pause)
 
 
 class RegistryCache:
