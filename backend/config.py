@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     #: how long a status change can go unenforced when that deletion fails (Redis away).
     registry_redis_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     db_pool_size: int = Field(default=10, ge=1)
+    #: API connections give up waiting for a lock after this long (0: wait forever), so a
+    #: table locked by a migration answers 503 tenant-busy instead of starving the pool.
+    db_lock_timeout_ms: int = Field(default=5000, ge=0)
+    #: API statements are cancelled after this long (0: no limit). Not applied to migrations.
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     db_max_overflow: int = Field(default=10, ge=0)
     #: Redis calls on the request path give up after this long.
     redis_timeout_seconds: float = Field(default=0.5, gt=0)

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backend.kit.errors import problem_response
+from backend.kit.errors import problem_response, unavailable_problem
 from tenancy.context import bind_tenant
 from tenancy.naming import SLUG_RE
 from tenancy.registry import RegistryCache, TenantRecord
@@ -73,16 +73,11 @@ class TenantMiddleware:
                     record = await self.cache().by_slug(found.slug)
             elif found.tenant_id is not None:
                 record = await self.cache().by_id(found.tenant_id)
-        except (OperationalError, InterfaceError, SATimeoutError):
+        except (OperationalError, InterfaceError, SATimeoutError) as exc:
             log.warning("tenant registry unavailable", exc_info=True)
+            problem = unavailable_problem(exc)
             await self._refuse(
-                scope,
-                receive,
-                send,
-                503,
-                "service-unavailable",
-                "PostgreSQL is not answering; nothing was changed. Retry shortly.",
-                headers={"Retry-After": "5"},
+                scope, receive, send, 503, problem.code, problem.detail, headers=problem.headers
             )
             return
         if record is None or record.status == "deleting":
