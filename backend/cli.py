@@ -84,6 +84,7 @@ def migrate(
             target=to,
             tenants=tenant,
             every=every,
+            redis=_redis(),
             on_start=reporter.start,
             on_result=reporter.result,
         )

@@ -1,4 +1,4 @@
-"""Resolve the tenant of every tenant route, refuse unknown or suspended ones, bind the rest.
+"""Resolve the tenant of every tenant route, refuse unknown, suspended or unmigrated ones.
 
 A pure ASGI middleware (no BaseHTTPMiddleware): it costs one cached lookup per request and
 binds the tenant contextvar for the whole request, including dependencies with yield.
@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.kit.errors import problem_response, unavailable_problem
 from tenancy.context import bind_tenant
+from tenancy.migrate import revisions_before
 from tenancy.naming import SLUG_RE
 from tenancy.registry import RegistryCache, TenantRecord
 from tenancy.resolver import resolve
@@ -33,9 +34,16 @@ class TenantMiddleware:
         cache: Callable[[], RegistryCache],
         base_domain: str | None,
         token_tenant: Callable[[str], str | None],
+        tenant_head: str,
         prefixes: tuple[str, ...] = ("/api/",),
     ) -> None:
         self.app = app
+        # Revisions this code knows to be older than its head. A tenant recorded at one of them
+        # (or at none) lacks tables the code uses. A revision this code does not know is newer:
+        # the migrations of a release run before its code, so the previous release keeps
+        # serving those tenants during a rolling deploy (migrations are expand-then-contract).
+        self.tenant_head = tenant_head
+        self.behind_head = frozenset(revisions_before("tenant", tenant_head))
         self.cache = cache
         self.base_domain = base_domain
         self.token_tenant = token_tenant
@@ -94,6 +102,17 @@ class TenantMiddleware:
                 403,
                 "tenant-suspended",
                 f"Tenant '{record.slug}' is suspended; contact the operator.",
+            )
+            return
+        if record.schema_revision is None or record.schema_revision in self.behind_head:
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                503,
+                "tenant-migrating",
+                f"Tenant '{record.slug}' is being migrated to a new version; retry shortly.",
+                headers={"Retry-After": "30"},
             )
             return
         scope.setdefault("state", {})["tenant"] = record

@@ -151,10 +151,19 @@ def list_tenants(
     return [TenantRecord.from_row(r) for r in conn.execute(query)]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantRef:
+    """Just what cache invalidation needs: the keys a tenant is cached under."""
+
+    id: uuid.UUID
+    slug: str
+    status: str = "unknown"
+
+
 class InvalidationFailed(RuntimeError):
     """A registry change is committed, but Redis could not be told: caches may be stale."""
 
-    def __init__(self, tenant: TenantRecord) -> None:
+    def __init__(self, tenant: TenantRecord | TenantRef) -> None:
         super().__init__(
             f"registry cache invalidation failed for {tenant.slug}: Redis did not answer"
         )
@@ -166,7 +175,7 @@ class InvalidationFailed(RuntimeError):
 INVALIDATION_BACKOFF = (0.1, 0.5)
 
 
-def invalidate(redis: redis_sync.Redis | None, tenant: TenantRecord) -> None:
+def invalidate(redis: redis_sync.Redis | None, tenant: TenantRecord | TenantRef) -> None:
     """Forget cached copies of a tenant everywhere.
 
     Retried (``INVALIDATION_BACKOFF``); when Redis still cannot be reached it raises
