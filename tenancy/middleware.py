@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
+from starlette._utils import get_route_path
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -50,7 +51,8 @@ class TenantMiddleware:
         self.prefixes = prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(
+        # The path as routes see it: without the root_path of a mount or a proxy prefix.
+        if scope["type"] not in ("http", "websocket") or not get_route_path(scope).startswith(
             self.prefixes
         ):
             await self.app(scope, receive, send)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
+
 from backend.identity.service import hash_password, seed_owner
 from tenancy import migrate, provisioning
 from tests.conftest import OWNER_PASSWORD, assert_problem, login
@@ -70,3 +72,22 @@ async def test_tenant_at_a_newer_revision_is_served(client, make_tenant, sync_en
         assert resp.status_code == 200, resp.text
     finally:  # other tests count tenants per revision
         set_revision(tenant.record.schema_revision)
+
+
+async def test_tenant_routes_resolve_under_a_root_path(app, make_tenant):
+    """Behind a proxy prefix (uvicorn --root-path /tf) the path still includes /tf."""
+    tenant = make_tenant("root")
+    transport = httpx.ASGITransport(app=app, root_path="/tf")
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+        assert_problem(await c.get("/tf/api/v1/projects"), 400, "tenant-required")
+        login = await c.post(
+            "/tf/api/v1/auth/login",
+            data={"username": tenant.email, "password": tenant.password},
+            headers={"X-Tenant": tenant.slug},
+        )
+        assert login.status_code == 200, login.text
+        token = login.json()["access_token"]
+        resp = await c.get("/tf/api/v1/projects", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 200 and resp.json()["items"] == []
+        # Platform routes stay outside the tenant middleware.
+        assert_problem(await c.get("/tf/platform/v1/tenants"), 401)
