@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 
 from backend.identity.manager import CurrentUser, UserManagerDep
@@ -11,8 +12,19 @@ from backend.identity.schemas import TokenOut, UserRead
 from backend.identity.tokens import TokenService
 from backend.kit.deps import CurrentTenant, TenantDB
 from backend.kit.errors import Problem, problem_responses
+from backend.kit.text import NUL_MESSAGE
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
+
+
+def login_form(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> OAuth2PasswordRequestForm:
+    """The OAuth2 password form, refusing NUL like every other free-text input (422)."""
+    bad = [name for name in ("username", "password") if "\x00" in getattr(form, name)]
+    if bad:
+        raise RequestValidationError(
+            [{"loc": ("body", name), "msg": NUL_MESSAGE, "type": "value_error"} for name in bad]
+        )
+    return form
 
 
 @router.post(
@@ -23,7 +35,7 @@ router = APIRouter(prefix="/api/v1", tags=["identity"])
 )
 async def login(
     request: Request,
-    credentials: Annotated[OAuth2PasswordRequestForm, Depends()],
+    credentials: Annotated[OAuth2PasswordRequestForm, Depends(login_form)],
     manager: UserManagerDep,
     tenant: CurrentTenant,
     _uow: TenantDB,

@@ -186,8 +186,24 @@ async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # A value PostgreSQL refused (NUL in text, out of range, ...) that validation let through:
+    # the client's input, so 422; logged because a schema should have caught it.
+    log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+    request_id = getattr(request.state, "request_id", None)
+    return problem_response(
+        request,
+        422,
+        "invalid-data",
+        "A value in the request cannot be stored (for example a NUL character or a number "
+        "out of range); nothing was changed.",
+        headers={"X-Request-ID": request_id} if request_id else None,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(sa_exc.DataError, _on_data_error)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
     for unavailable in (

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import uuid
 from typing import Any
 
 import redis as redis_sync
@@ -12,7 +10,7 @@ from sqlalchemy import Engine
 
 from backend.identity.service import hash_password, seed_owner
 from backend.kit.errors import Problem
-from backend.kit.pagination import decode_cursor, encode_cursor
+from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
 from tenancy import provisioning, registry
 from tenancy.registry import TenantRecord
 
@@ -55,19 +53,13 @@ def get_tenant(engine: Engine, slug: str) -> TenantRecord:
 def list_tenants(
     engine: Engine, *, limit: int, cursor: str | None, status: str | None
 ) -> tuple[list[TenantRecord], str | None]:
-    after = None
-    if cursor:
-        created_at, raw_id = decode_cursor(cursor, 2)
-        try:
-            after = (dt.datetime.fromisoformat(created_at), uuid.UUID(raw_id))
-        except (TypeError, ValueError) as exc:
-            raise Problem(422, "invalid-cursor", "cursor is not one this API returned") from exc
+    after = decode_keyset_cursor(cursor) if cursor else None
     with engine.connect() as conn:
         rows = registry.list_tenants(conn, after=after, limit=limit + 1, status=status)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+        next_cursor = encode_keyset_cursor(rows[-1].created_at, rows[-1].id)
     return rows, next_cursor
 
 
