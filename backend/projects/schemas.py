@@ -24,6 +24,8 @@ class ProjectCreate(BaseModel):
 
 
 class ProjectUpdate(BaseModel):
+    """Fields left out stay as they are; ``description: null`` clears the description."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: FreeText | None = Field(default=None, min_length=1, max_length=200)
@@ -31,6 +33,15 @@ class ProjectUpdate(BaseModel):
     archived: StrictBool | None = None
 
     _name = field_validator("name")(_not_blank)
+
+    @field_validator("name", "archived", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Only an explicit null reaches this (defaults are not validated): it would erase a
+        # required value, so it is a validation error listed like any other.
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep it")
+        return value
 
 
 class ProjectRead(BaseModel):

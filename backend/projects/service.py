@@ -46,15 +46,13 @@ class ProjectService:
         return rows, next_cursor
 
     async def update(self, project_id: uuid.UUID, data: ProjectUpdate) -> Project:
-        """Apply the given fields; fields left out stay as they are."""
+        """Apply the given fields; fields left out stay as they are, a null description clears."""
         project = await self.get(project_id)
         changes = data.model_dump(exclude_unset=True)
-        for key in ("name", "archived"):
-            if key in changes and changes[key] is None:
-                raise Problem(422, "validation-error", f"'{key}' cannot be null")
+        if "description" in changes and changes["description"] is None:
+            changes["description"] = ""
         for key, value in changes.items():
-            if value is not None:
-                setattr(project, key, value)
+            setattr(project, key, value)
         await self.repo.flush()
         await self.repo.refresh(project)
         return project
