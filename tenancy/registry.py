@@ -151,6 +151,12 @@ def list_tenants(
     return [TenantRecord.from_row(r) for r in conn.execute(query)]
 
 
+def deleting_before(conn: Connection, cutoff: dt.datetime) -> list[uuid.UUID]:
+    """Ids of tenants marked deleting before ``cutoff`` (their drop job may have been lost)."""
+    query = select(Tenant.id).where(Tenant.status == "deleting", Tenant.updated_at < cutoff)
+    return list(conn.execute(query).scalars().all())
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TenantRef:
     """Just what cache invalidation needs: the keys a tenant is cached under."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import uuid
 from typing import Any
 
 import redis as redis_sync
@@ -61,6 +63,13 @@ def list_tenants(
         rows = rows[:limit]
         next_cursor = encode_keyset_cursor(rows[-1].created_at, rows[-1].id)
     return rows, next_cursor
+
+
+def tenants_stuck_deleting(engine: Engine, older_than_seconds: int) -> list[uuid.UUID]:
+    """Tenants left in 'deleting' for longer than ``older_than_seconds``."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_seconds)
+    with engine.connect() as conn:
+        return registry.deleting_before(conn, cutoff)
 
 
 def _stale_cache_problem(exc: registry.InvalidationFailed, stale_seconds: int) -> Problem:
