@@ -120,8 +120,14 @@ def _tenants_with_project(engine, prefix: str) -> list[str]:
 
     with engine.connect() as conn:
         records = registry.list_tenants(conn, limit=100_000, status="active")
+        with_projects = set(
+            conn.execute(
+                text("SELECT table_schema FROM information_schema.tables WHERE table_name = :t"),
+                {"t": "projects"},
+            ).scalars()
+        )
     found = []
-    for record in records:
+    for record in [r for r in records if r.schema_name in with_projects]:
         with sync_tenant_session(engine, record) as session:
             if session.scalar(select(Project.id).where(Project.name.startswith(prefix))):
                 found.append(record.slug)
