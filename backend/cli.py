@@ -39,7 +39,9 @@ def _engine():  # type: ignore[no-untyped-def]
 def _redis():  # type: ignore[no-untyped-def]
     import redis
 
-    return redis.Redis.from_url(get_settings().redis_url, socket_timeout=2)
+    return redis.Redis.from_url(
+        get_settings().redis_url, socket_timeout=2, socket_connect_timeout=2
+    )
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -90,6 +92,7 @@ def migrate(
             target=to,
             tenants=tenant,
             every=every,
+            redis=_redis(),
             on_start=reporter.start,
             on_result=reporter.result,
         )
@@ -261,7 +264,14 @@ def _set_status(slug: str, status: str, as_json: bool) -> None:
     from backend.platform import service
 
     try:
-        _show(service.update_tenant(_engine(), _redis(), slug, {"status": status}), as_json)
+        record = service.update_tenant(
+            _engine(),
+            _redis(),
+            slug,
+            {"status": status},
+            stale_seconds=get_settings().registry_max_staleness_seconds,
+        )
+        _show(record, as_json)
     except Exception as exc:
         _problem_exit(exc)
 
@@ -292,18 +302,29 @@ def tenants_delete(
     if not yes:
         typer.confirm(f"Delete tenant '{slug}' and all its data?", abort=True)
     engine, redis = _engine(), _redis()
+    stale_seconds = get_settings().registry_max_staleness_seconds
     if now:
+        from tenancy.registry import InvalidationFailed
+
         try:
             record = provisioning.mark_deleting(engine, slug, redis=redis)
         except provisioning.TenantNotFound:
             _fail(f"no tenant '{slug}'", 2)
+        except InvalidationFailed:
+            _fail(
+                f"tenant {slug} is marked deleting in PostgreSQL, but Redis could not be reached "
+                f"to invalidate the registry cache: API processes may serve it for up to "
+                f"{stale_seconds} seconds. Its schema was not dropped; run the command again "
+                f"once Redis answers (or let the worker sweep drop it).",
+                1,
+            )
         provisioning.drop_tenant(engine, record.id, redis=redis)
         out.print(f"tenant {slug} deleted")
         return
     from backend.platform import service
 
     try:
-        service.delete_tenant(engine, redis, slug)
+        service.delete_tenant(engine, redis, slug, stale_seconds=stale_seconds)
     except Exception as exc:
         _problem_exit(exc)
     out.print(f"tenant {slug} is deleting; a worker drops its schema")

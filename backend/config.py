@@ -5,6 +5,7 @@ Development gets working defaults; production refuses to start with any of them.
 
 from __future__ import annotations
 
+import math
 from email.headerregistry import Address
 from email.utils import parseaddr
 from functools import lru_cache
@@ -78,9 +79,15 @@ class Settings(BaseSettings):
     jwt_issuer: str = "tenantflow"
     #: How long a process trusts its in-process copy of a registry entry.
     registry_local_ttl_seconds: float = Field(default=2.0, ge=0, le=60)
-    #: How long the Redis copy of a registry entry lives (deleted on change anyway).
-    registry_redis_ttl_seconds: int = Field(default=300, ge=1)
+    #: How long the Redis copy of a registry entry lives. Deleted on every change; this bounds
+    #: how long a status change can go unenforced when that deletion fails (Redis away).
+    registry_redis_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     db_pool_size: int = Field(default=10, ge=1)
+    #: API connections give up waiting for a lock after this long (0: wait forever), so a
+    #: table locked by a migration answers 503 tenant-busy instead of starving the pool.
+    db_lock_timeout_ms: int = Field(default=5000, ge=0)
+    #: API statements are cancelled after this long (0: no limit). Not applied to migrations.
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     db_max_overflow: int = Field(default=10, ge=0)
     #: Redis calls on the request path give up after this long.
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
@@ -191,6 +198,11 @@ class Settings(BaseSettings):
         if self.login_lockout_seconds > self.login_max_lockout_seconds:
             raise ValueError("login_lockout_seconds must not exceed login_max_lockout_seconds")
         return self
+
+    @property
+    def registry_max_staleness_seconds(self) -> int:
+        """How long a registry change can stay unseen when its cache invalidation failed."""
+        return math.ceil(self.registry_redis_ttl_seconds + self.registry_local_ttl_seconds)
 
     @property
     def sync_database_url(self) -> str:

@@ -127,7 +127,15 @@ def run_dev(host: str, port: int, out: Console, err: Console, database: str = "t
 
     engine = make_engine(found.database_url)
     reporter = Reporter(out, sys.stdout.isatty())
-    report = migrate.migrate_all(engine, jobs=2, on_start=reporter.start, on_result=reporter.result)
+    import redis as redis_sync
+
+    report = migrate.migrate_all(
+        engine,
+        jobs=2,
+        on_start=reporter.start,
+        on_result=reporter.result,
+        redis=redis_sync.Redis.from_url(found.redis_url),
+    )
     reporter.stop()
     if not report.ok:
         err.print(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from backend.kit.deps import ResourcesDep
-from backend.kit.errors import PROBLEM_JSON, TYPE_BASE
+from backend.kit.errors import problem_response
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT = 2.0
@@ -26,7 +25,7 @@ async def healthz() -> dict[str, str]:
     summary="PostgreSQL and Redis answer (503 otherwise)",
     responses={503: {"description": "A dependency does not answer"}},
 )
-async def readyz(res: ResourcesDep) -> Any:
+async def readyz(request: Request, res: ResourcesDep) -> Any:
     async def database() -> None:
         async with res.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -44,11 +43,11 @@ async def readyz(res: ResourcesDep) -> Any:
     if all(v == "ok" for v in checks.values()):
         return {"status": "ready", "checks": checks}
     failing = ", ".join(k for k, v in checks.items() if v != "ok")
-    body = {
-        "type": TYPE_BASE + "not-ready",
-        "title": "Service Unavailable",
-        "status": 503,
-        "detail": f"Not ready: {failing} not answering.",
-        "checks": checks,
-    }
-    return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
+    return problem_response(
+        request,
+        503,
+        "not-ready",
+        f"Not ready: {failing} not answering.",
+        headers={"Retry-After": "5"},
+        checks=checks,
+    )

@@ -31,12 +31,14 @@ from backend.operators.tokens import OperatorTokenService
 from backend.platform.routes import router as platform_router
 from backend.projects.routes import router as projects_router
 from tenancy.middleware import TenantMiddleware
+from tenancy.migrate import head
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
     tokens = TokenService(settings)
+    tenant_head = head("tenant")  # once per process: the schema this code expects
     holder: dict[str, Resources] = {}
 
     @asynccontextmanager
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache=lambda: holder["r"].registry,
         base_domain=settings.base_domain,
         token_tenant=lambda token: tenant_of_key(token) or tokens.tenant_of(token),
+        tenant_head=tenant_head,
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -56,13 +56,16 @@ def throttle_key(tenant_id: uuid.UUID | str | None, action: str, subject: str, v
 
 #: The registry cache shares one hash tag so its fill script stays cluster-safe.
 REGISTRY_TAG = "{registry}"
+#: Format version of cached registry entries. Bump it whenever TenantRecord's JSON changes:
+#: during a rolling deploy old and new processes then read and write disjoint keys.
+REGISTRY_CACHE_VERSION = "v1"
 
 
 def registry_cache_key(kind: str, value: str) -> str:
-    """Cached registry entry by 'slug' or 'id': ``tf:{registry}:<kind>:<value>``."""
+    """Cached registry entry by 'slug' or 'id': ``tf:{registry}:v1:<kind>:<value>``."""
     if kind not in ("slug", "id") or not value or "{" in value or "}" in value:
         raise ValueError(f"invalid registry cache key {kind!r} {value!r}")
-    return f"tf:{REGISTRY_TAG}:{kind}:{value}"
+    return f"tf:{REGISTRY_TAG}:{REGISTRY_CACHE_VERSION}:{kind}:{value}"
 
 
 def registry_generation_key() -> str:

@@ -1,4 +1,4 @@
-"""Resolve the tenant of every tenant route, refuse unknown or suspended ones, bind the rest.
+"""Resolve the tenant of every tenant route, refuse unknown, suspended or unmigrated ones.
 
 A pure ASGI middleware (no BaseHTTPMiddleware): it costs one cached lookup per request and
 binds the tenant contextvar for the whole request, including dependencies with yield.
@@ -12,12 +12,14 @@ from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
+from starlette._utils import get_route_path
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backend.kit.errors import problem_response
+from backend.kit.errors import problem_response, unavailable_problem
 from tenancy.context import bind_tenant
+from tenancy.migrate import revisions_before
 from tenancy.naming import SLUG_RE
 from tenancy.registry import RegistryCache, TenantRecord
 from tenancy.resolver import resolve
@@ -33,16 +35,24 @@ class TenantMiddleware:
         cache: Callable[[], RegistryCache],
         base_domain: str | None,
         token_tenant: Callable[[str], str | None],
+        tenant_head: str,
         prefixes: tuple[str, ...] = ("/api/",),
     ) -> None:
         self.app = app
+        # Revisions this code knows to be older than its head. A tenant recorded at one of them
+        # (or at none) lacks tables the code uses. A revision this code does not know is newer:
+        # the migrations of a release run before its code, so the previous release keeps
+        # serving those tenants during a rolling deploy (migrations are expand-then-contract).
+        self.tenant_head = tenant_head
+        self.behind_head = frozenset(revisions_before("tenant", tenant_head))
         self.cache = cache
         self.base_domain = base_domain
         self.token_tenant = token_tenant
         self.prefixes = prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(
+        # The path as routes see it: without the root_path of a mount or a proxy prefix.
+        if scope["type"] not in ("http", "websocket") or not get_route_path(scope).startswith(
             self.prefixes
         ):
             await self.app(scope, receive, send)
@@ -73,16 +83,11 @@ class TenantMiddleware:
                     record = await self.cache().by_slug(found.slug)
             elif found.tenant_id is not None:
                 record = await self.cache().by_id(found.tenant_id)
-        except (OperationalError, InterfaceError, SATimeoutError):
+        except (OperationalError, InterfaceError, SATimeoutError) as exc:
             log.warning("tenant registry unavailable", exc_info=True)
+            problem = unavailable_problem(exc)
             await self._refuse(
-                scope,
-                receive,
-                send,
-                503,
-                "service-unavailable",
-                "PostgreSQL is not answering; nothing was changed. Retry shortly.",
-                headers={"Retry-After": "5"},
+                scope, receive, send, 503, problem.code, problem.detail, headers=problem.headers
             )
             return
         if record is None or record.status == "deleting":
@@ -99,6 +104,17 @@ class TenantMiddleware:
                 403,
                 "tenant-suspended",
                 f"Tenant '{record.slug}' is suspended; contact the operator.",
+            )
+            return
+        if record.schema_revision is None or record.schema_revision in self.behind_head:
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                503,
+                "tenant-migrating",
+                f"Tenant '{record.slug}' is being migrated to a new version; retry shortly.",
+                headers={"Retry-After": "30"},
             )
             return
         scope.setdefault("state", {})["tenant"] = record

@@ -11,6 +11,7 @@ left. A PostgreSQL advisory lock keeps two migrators apart.
 from __future__ import annotations
 
 import io
+import logging
 import multiprocessing
 import threading
 import time
@@ -34,6 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from tenancy.naming import SHARED_SCHEMA, quote_schema, validate_schema_name
 
+log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_LOCK_KEY = 0x7466_6D69  # "tfmi": one advisory lock for every migrator
 MigrationSet = Literal["shared", "tenant"]
@@ -351,8 +353,14 @@ def migrate_all(
     every: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[TenantOutcome], None] | None = None,
+    redis: Any = None,
 ) -> MigrationReport:
-    """Shared schema, then every tenant behind ``target``; see the module docstring."""
+    """Shared schema, then every tenant behind ``target``; see the module docstring.
+
+    With ``redis`` (a sync client), each migrated tenant's registry cache entry is
+    invalidated, so API processes stop answering 503 tenant-migrating at once rather than
+    when the cached (behind) entry expires.
+    """
     target_rev = resolve_revision("tenant", target)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock_conn:
         _acquire_lock(lock_conn)
@@ -362,13 +370,26 @@ def migrate_all(
             report = MigrationReport(shared_rev, target_rev, len(pending))
             if on_start:
                 on_start(len(pending))
+            ids = {slug: tenant_id for tenant_id, slug, _schema in pending}
             for outcome in _run_tenants(engine, pending, target_rev, jobs):
+                if outcome.ok and not outcome.skipped:
+                    _invalidate_cache(redis, ids[outcome.slug], outcome.slug)
                 report.outcomes.append(outcome)
                 if on_result:
                     on_result(outcome)
             return report
         finally:
             lock_conn.execute(select(func.pg_advisory_unlock(MIGRATION_LOCK_KEY)))
+
+
+def _invalidate_cache(redis: Any, tenant_id: uuid.UUID, slug: str) -> None:
+    from tenancy import registry
+
+    try:
+        registry.invalidate(redis, registry.TenantRef(tenant_id, slug))
+    except registry.InvalidationFailed:
+        # Only availability is at stake: the tenant is served once the cached entry expires.
+        log.warning("registry cache of %s not invalidated after its migration", slug)
 
 
 def _run_tenants(

@@ -3,11 +3,13 @@
 Creation is one transaction: registry row, schema, the tenant DDL at head (rendered once per
 process from the Alembic migrations, see ``tenancy.migrate.tenant_ddl``) and whatever the caller
 seeds (the owner account). Either all of it exists afterwards or none of it. Deletion marks the
-tenant ``deleting`` at once and leaves dropping the schema to a background job.
+tenant ``deleting`` (refused once caches are invalidated) and leaves dropping the schema to a
+background job.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -20,6 +22,8 @@ from tenancy import keys, registry
 from tenancy.migrate import resolve_revision, tenant_ddl
 from tenancy.naming import quote_schema, schema_for_slug, validate_slug
 from tenancy.registry import Tenant, TenantRecord
+
+log = logging.getLogger(__name__)
 
 Seeder = Callable[[Connection, TenantRecord], object]
 
@@ -76,8 +80,20 @@ def create_tenant(
         if "uq_tenants_slug" in str(exc) or "uq_tenants_schema_name" in str(exc):
             raise TenantExists(f"a tenant with slug {slug!r} exists") from exc
         raise
-    registry.invalidate(redis, record)
+    _invalidate_harmless(redis, record)
     return record
+
+
+def _invalidate_harmless(redis: redis_sync.Redis | None, record: TenantRecord) -> None:
+    """Invalidate where a stale copy cannot let anyone in: log a failure, do not raise.
+
+    A new tenant has no cached copy of its own, and a dropped one was cached as 'deleting'
+    (refused) at worst.
+    """
+    try:
+        registry.invalidate(redis, record)
+    except registry.InvalidationFailed:
+        log.warning("registry cache of %s not invalidated; its TTL will expire it", record.slug)
 
 
 def set_status(
@@ -89,7 +105,11 @@ def set_status(
 def update_tenant(
     engine: Engine, slug: str, changes: dict[str, object], redis: redis_sync.Redis | None = None
 ) -> TenantRecord:
-    """Change name, plan, status or queue of a live tenant."""
+    """Change name, plan, status or queue of a live tenant.
+
+    Raises ``registry.InvalidationFailed`` (the change is committed) when caches could not be
+    invalidated.
+    """
     allowed = {"name", "plan", "status", "queue"}
     unknown = set(changes) - allowed
     if unknown:
@@ -116,7 +136,11 @@ def update_tenant(
 
 
 def mark_deleting(engine: Engine, slug: str, redis: redis_sync.Redis | None = None) -> TenantRecord:
-    """First step of deletion: the tenant is refused everywhere from now on."""
+    """First step of deletion: the tenant is refused everywhere from now on.
+
+    Raises ``registry.InvalidationFailed`` (the change is committed) when caches could not be
+    invalidated: then cached copies may still serve it until their TTL ends.
+    """
     with engine.begin() as conn:
         result = conn.execute(
             update(Tenant).where(Tenant.slug == slug).values(status="deleting").returning(Tenant.id)
@@ -142,5 +166,5 @@ def drop_tenant(
         conn.exec_driver_sql("SET LOCAL lock_timeout = '30s'")
         conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_schema(record.schema_name)} CASCADE")
         conn.execute(delete(Tenant).where(Tenant.id == tenant_id))
-    registry.invalidate(redis, record)
+    _invalidate_harmless(redis, record)
     return True

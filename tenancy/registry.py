@@ -9,6 +9,7 @@ short local TTL bounds staleness for those that do not.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.kit.db import SharedBase
 from tenancy.keys import platform_key, registry_cache_key, registry_generation_key
+from tenancy.naming import validate_schema_name
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +97,30 @@ class TenantRecord:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> TenantRecord:
-        data = json.loads(raw)
-        data["id"] = uuid.UUID(data["id"])
-        data["created_at"] = dt.datetime.fromisoformat(data["created_at"])
+        """Decode a cached record; ValueError when it is not exactly what ``to_json`` writes."""
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or set(data) != _FIELD_NAMES:
+                raise ValueError("unexpected fields")
+            for name in _TEXT_FIELDS:
+                if not isinstance(data[name], str):
+                    raise ValueError(f"{name} is not a string")
+            for name in _OPTIONAL_TEXT_FIELDS:
+                if data[name] is not None and not isinstance(data[name], str):
+                    raise ValueError(f"{name} is not a string or null")
+            if data["status"] not in STATUSES:
+                raise ValueError("unknown status")
+            validate_schema_name(data["schema_name"])
+            data["id"] = uuid.UUID(data["id"])
+            data["created_at"] = dt.datetime.fromisoformat(data["created_at"])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"undecodable registry cache entry: {exc}") from exc
         return cls(**data)
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(TenantRecord))
+_OPTIONAL_TEXT_FIELDS = ("schema_revision", "queue")
+_TEXT_FIELDS = ("id", "slug", "name", "schema_name", "plan", "status", "database_key", "created_at")
 
 
 _COLUMNS = [getattr(Tenant, f.name) for f in dataclasses.fields(TenantRecord)]
@@ -129,20 +151,63 @@ def list_tenants(
     return [TenantRecord.from_row(r) for r in conn.execute(query)]
 
 
-def invalidate(redis: redis_sync.Redis | None, tenant: TenantRecord) -> None:
-    """Forget cached copies of a tenant everywhere; a Redis failure is logged, not raised."""
+def deleting_before(conn: Connection, cutoff: dt.datetime) -> list[uuid.UUID]:
+    """Ids of tenants marked deleting before ``cutoff`` (their drop job may have been lost)."""
+    query = select(Tenant.id).where(Tenant.status == "deleting", Tenant.updated_at < cutoff)
+    return list(conn.execute(query).scalars().all())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TenantRef:
+    """Just what cache invalidation needs: the keys a tenant is cached under."""
+
+    id: uuid.UUID
+    slug: str
+    status: str = "unknown"
+
+
+class InvalidationFailed(RuntimeError):
+    """A registry change is committed, but Redis could not be told: caches may be stale."""
+
+    def __init__(self, tenant: TenantRecord | TenantRef) -> None:
+        super().__init__(
+            f"registry cache invalidation failed for {tenant.slug}: Redis did not answer"
+        )
+        self.tenant = tenant
+
+
+#: Pauses between invalidation attempts; a Redis failover or a dropped connection is often
+#: over within a second.
+INVALIDATION_BACKOFF = (0.1, 0.5)
+
+
+def invalidate(redis: redis_sync.Redis | None, tenant: TenantRecord | TenantRef) -> None:
+    """Forget cached copies of a tenant everywhere.
+
+    Retried (``INVALIDATION_BACKOFF``); when Redis still cannot be reached it raises
+    ``InvalidationFailed``: the Redis copy may then serve the old row until its TTL ends, and
+    the caller must say so instead of reporting success.
+    """
     if redis is None:
         return
-    try:
-        pipe = redis.pipeline(transaction=True)
-        pipe.incr(registry_generation_key())
-        pipe.delete(
-            registry_cache_key("slug", tenant.slug), registry_cache_key("id", str(tenant.id))
-        )
-        pipe.publish(INVALIDATION_CHANNEL, json.dumps({"id": str(tenant.id), "slug": tenant.slug}))
-        pipe.execute()
-    except redis_sync.RedisError:
-        log.warning("registry cache invalidation failed for %s; TTLs will expire it", tenant.slug)
+    for pause in (*INVALIDATION_BACKOFF, None):
+        try:
+            pipe = redis.pipeline(transaction=True)
+            pipe.incr(registry_generation_key())
+            pipe.delete(
+                registry_cache_key("slug", tenant.slug), registry_cache_key("id", str(tenant.id))
+            )
+            pipe.publish(
+                INVALIDATION_CHANNEL, json.dumps({"id": str(tenant.id), "slug": tenant.slug})
+            )
+            pipe.execute()
+            return
+        except (redis_sync.RedisError, OSError) as exc:
+            if pause is None:
+                log.error("registry cache invalidation failed for %s: %s", tenant.slug, exc)
+                raise InvalidationFailed(tenant) from exc
+            log.warning("registry cache invalidation for %s failed, retrying", tenant.slug)
+            time.sleep(pause)
 
 
 class RegistryCache:
@@ -216,7 +281,16 @@ class RegistryCache:
             log.warning("registry cache unavailable; reading the registry from PostgreSQL")
             return None, None
         generation = generation.decode() if generation else "0"
-        return (TenantRecord.from_json(raw) if raw else None), generation
+        if not raw:
+            return None, generation
+        try:
+            return TenantRecord.from_json(raw), generation
+        except ValueError:
+            # Another format (a rolling deploy) or corruption: a miss, never a failed request.
+            log.warning("dropping undecodable registry cache entry %s", key, exc_info=True)
+            with contextlib.suppress(aioredis.RedisError, OSError):
+                await self._redis.delete(key)
+            return None, generation
 
     async def _to_redis(self, record: TenantRecord, generation: str) -> None:
         assert self._redis is not None

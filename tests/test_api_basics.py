@@ -43,3 +43,21 @@ async def test_projects_crud(client, make_tenant):
     assert deleted.status_code == 204
     gone = await client.get(f"/api/v1/projects/{project['id']}", headers=headers)
     assert_problem(gone, 404, "project-not-found")
+
+
+async def test_patch_nulls(client, make_tenant):
+    """A null name (or archived) is a validation error with its field; a null description clears."""
+    tenant = make_tenant()
+    headers = await login(client, tenant)
+    made = await client.post(
+        "/api/v1/projects", json={"name": "Ops", "description": "keep?"}, headers=headers
+    )
+    url = f"/api/v1/projects/{made.json()['id']}"
+    for field in ("name", "archived"):
+        body = assert_problem(
+            await client.patch(url, json={field: None}, headers=headers), 422, "validation-error"
+        )
+        assert [e["field"] for e in body["errors"]] == [f"body.{field}"]
+    cleared = await client.patch(url, json={"description": None}, headers=headers)
+    assert cleared.status_code == 200 and cleared.json()["description"] == ""
+    assert (await client.get(url, headers=headers)).json()["name"] == "Ops"

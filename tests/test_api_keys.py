@@ -116,3 +116,18 @@ async def test_key_role_is_bounded_and_input_validated(client, make_tenant, add_
         assert_problem(await client.post("/api/v1/api-keys", json=body, headers=admin), 422)
     ok = await client.post("/api/v1/api-keys", json={"name": "x", "role": "admin"}, headers=admin)
     assert ok.status_code == 201
+
+
+async def test_nul_in_key_name_and_invite_name_is_422(client, make_tenant):
+    tenant = make_tenant("keynul")
+    owner = await _owner(client, tenant)
+    resp = await client.post(
+        "/api/v1/api-keys", json={"name": "a\x00b", "role": "viewer"}, headers=owner
+    )
+    assert_problem(resp, 422)
+    resp = await client.post(
+        "/api/v1/invites/accept",
+        json={"token": "x", "password": "long-enough-pw", "name": "a\x00b"},
+        headers={"X-Tenant": tenant.slug},
+    )
+    assert_problem(resp, 422)

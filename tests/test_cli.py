@@ -11,8 +11,8 @@ import uuid
 from tests.conftest import OWNER_PASSWORD
 
 
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TENANTFLOW_OWNER_PASSWORD": OWNER_PASSWORD}
+def cli(*args: str, stdin: str | None = None, **env_over: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TENANTFLOW_OWNER_PASSWORD": OWNER_PASSWORD, **env_over}
     return subprocess.run(
         [sys.executable, "-m", "backend.cli", *args],
         capture_output=True,
@@ -77,3 +77,21 @@ def test_help_documents_every_command():
     ):
         result = cli(*args, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout, args
+
+
+def test_suspend_with_redis_away_exits_non_zero(make_tenant, sync_engine, settings):
+    from tenancy import registry
+
+    tenant = make_tenant("cli-stale")
+    dead = {"TENANTFLOW_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = cli("tenants", "suspend", tenant.slug, **dead)
+    assert result.returncode == 1, result.stdout
+    message = " ".join(result.stderr.split())
+    stale = settings.registry_max_staleness_seconds
+    assert "in PostgreSQL" in message and f"up to {stale} seconds" in message, message
+    with sync_engine.connect() as conn:
+        assert registry.get_by_slug(conn, tenant.slug).status == "suspended"
+    now = cli("tenants", "delete", tenant.slug, "--yes", "--now", **dead)
+    assert now.returncode == 1 and "not dropped" in " ".join(now.stderr.split())
+    with sync_engine.connect() as conn:
+        assert registry.get_by_slug(conn, tenant.slug).status == "deleting"

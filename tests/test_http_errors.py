@@ -21,8 +21,9 @@ async def test_readyz_503_when_redis_is_away(settings):
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as c,
     ):
-        resp = await c.get("/readyz")
+        resp = await c.get("/readyz", headers={"X-Request-ID": "ready-1"})
     body = assert_problem(resp, 503, "not-ready")
+    assert body["request_id"] == "ready-1" and resp.headers["retry-after"]
     assert body["checks"]["postgres"] == "ok" and body["checks"]["redis"].startswith("error")
 
 

@@ -24,7 +24,7 @@ def test_key_parts_cannot_break_the_hash_tag(part: str) -> None:
 
 
 def test_platform_keys_are_not_tenant_keys() -> None:
-    assert keys.registry_cache_key("slug", "acme") == "tf:{registry}:slug:acme"
+    assert keys.registry_cache_key("slug", "acme") == "tf:{registry}:v1:slug:acme"
     assert keys.registry_generation_key().startswith("tf:{registry}:")
     with pytest.raises(ValueError):
         keys.registry_cache_key("slug", "a}b")

@@ -152,3 +152,25 @@ async def test_delete_refuses_at_once(client, platform_headers, make_tenant):
     assert_problem(
         await client.delete("/platform/v1/tenants/nope-nope", headers=platform_headers), 404
     )
+
+
+async def test_sweep_finds_tenants_stuck_deleting(make_tenant, sync_engine, sync_redis):
+    from sqlalchemy import text, update
+
+    from backend.platform import service
+    from tenancy import provisioning
+    from tenancy.registry import Tenant
+
+    stuck, fresh = make_tenant("stuck"), make_tenant("fresh")
+    for t in (stuck, fresh):
+        provisioning.mark_deleting(sync_engine, t.slug, redis=sync_redis)
+    with sync_engine.begin() as conn:
+        conn.execute(
+            update(Tenant)
+            .where(Tenant.id == stuck.id)
+            .values(updated_at=text("now() - interval '1 hour'"))
+        )
+    ids = service.tenants_stuck_deleting(sync_engine, 600)
+    assert stuck.id in ids and fresh.id not in ids
+    for t in (stuck, fresh):  # leave no 'deleting' tenants behind for other tests
+        provisioning.drop_tenant(sync_engine, t.id, redis=sync_redis)

@@ -19,13 +19,25 @@ def _token(headers: dict[str, str]) -> dict[str, str]:
     return {"Authorization": headers["Authorization"]}
 
 
-async def test_subdomain_resolves(client, make_tenant):
+async def test_subdomain_resolves(client, make_tenant, settings):
+    """Only the Host names the tenant: no X-Tenant header, no token to fall back on."""
     tenant = make_tenant("sub")
-    headers = await login(client, tenant)
-    resp = await client.get(
-        "/api/v1/users/me", headers={**_token(headers), "Host": f"{tenant.slug}.{BASE_DOMAIN}"}
+    host = {"Host": f"{tenant.slug}.{BASE_DOMAIN}"}
+    anonymous = await client.get("/api/v1/projects", headers=host)
+    assert_problem(anonymous, 401)  # resolved (not 400 tenant-required), then unauthenticated
+    resp = await client.post(
+        "/api/v1/auth/login",
+        data={"username": tenant.email, "password": tenant.password},
+        headers=host,
     )
     assert resp.status_code == 200, resp.text
+    claims = jwt.decode(
+        resp.json()["access_token"],
+        settings.secret_key.get_secret_value(),
+        algorithms=["HS256"],
+        audience=settings.jwt_audience,
+    )
+    assert claims["tid"] == str(tenant.id)
 
 
 async def test_token_claim_resolves_without_header(client, make_tenant):

@@ -16,8 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from backend.identity.models import AuditEvent
-from backend.kit.errors import Problem
-from backend.kit.pagination import decode_cursor, encode_cursor
+from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
 from tenancy.db import tenant_session
 from tenancy.registry import TenantRecord
 
@@ -121,17 +120,6 @@ async def record_detached(
         await session.commit()
 
 
-def keyset_after(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    """The (timestamp, id) of a cursor this API returned, or a 422 problem."""
-    at, last_id = decode_cursor(cursor, 2)
-    try:
-        if not isinstance(at, str) or not isinstance(last_id, str):
-            raise TypeError
-        return dt.datetime.fromisoformat(at), uuid.UUID(last_id)
-    except (TypeError, ValueError) as exc:
-        raise Problem(422, "invalid-cursor", "cursor is not one this API returned") from exc
-
-
 async def list_events(
     session: AsyncSession, *, limit: int, cursor: str | None, action: str | None
 ) -> tuple[list[AuditEvent], str | None]:
@@ -140,7 +128,7 @@ async def list_events(
     if action is not None:
         query = query.where(AuditEvent.action == action)
     if cursor is not None:
-        after = keyset_after(cursor)
+        after = decode_keyset_cursor(cursor)
         query = query.where(
             (AuditEvent.occurred_at < after[0])
             | ((AuditEvent.occurred_at == after[0]) & (AuditEvent.id < after[1]))
@@ -151,5 +139,5 @@ async def list_events(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = encode_cursor([last.occurred_at.isoformat(), str(last.id)])
+        next_cursor = encode_keyset_cursor(last.occurred_at, last.id)
     return rows, next_cursor

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 
 from backend.identity import audit, sessions
@@ -16,6 +17,7 @@ from backend.identity.service import normalize_email
 from backend.identity.tokens import TokenService
 from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
 from backend.kit.errors import Problem, problem_responses
+from backend.kit.text import NUL_MESSAGE
 from backend.kit.throttle import Throttle, login_limits, too_many
 from tenancy.keys import throttle_key
 
@@ -39,6 +41,16 @@ def _ip(request: Request) -> str:
     return audit.client_ip(request) or "unknown"
 
 
+def login_form(form: Annotated[LoginForm, Depends()]) -> LoginForm:
+    """The OAuth2 password form, refusing NUL like every other free-text input (422)."""
+    bad = [name for name in ("username", "password") if "\x00" in getattr(form, name)]
+    if bad:
+        raise RequestValidationError(
+            [{"loc": ("body", name), "msg": NUL_MESSAGE, "type": "value_error"} for name in bad]
+        )
+    return form
+
+
 @router.post(
     "/auth/login",
     response_model=TokenOut,
@@ -48,7 +60,7 @@ def _ip(request: Request) -> str:
 )
 async def login(
     request: Request,
-    credentials: Annotated[LoginForm, Depends()],
+    credentials: Annotated[LoginForm, Depends(login_form)],
     manager: UserManagerDep,
     tenant: CurrentTenant,
     resources: ResourcesDep,

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
+from backend.kit.text import FreeText
+
 Role = Literal["owner", "admin", "member", "viewer"]
 
 
@@ -41,7 +43,7 @@ class UserUpdate(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: FreeText = Field(min_length=1, max_length=200)
     role: Role
     expires_at: AwareDatetime | None = Field(
         default=None, description="With a timezone; null for a key that does not expire."
@@ -105,7 +107,7 @@ class InviteAccept(BaseModel):
 
     token: str = Field(min_length=1, max_length=128)
     password: str = Password
-    name: str = Field(default="", max_length=200)
+    name: FreeText = Field(default="", max_length=200)
 
 
 class ForgotPassword(BaseModel):

@@ -8,13 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.identity import users
-from backend.identity.audit import keyset_after
 from backend.identity.models import User
 from backend.identity.permissions import Principal, requires
 from backend.identity.schemas import UserRead, UserUpdate
 from backend.kit.deps import TenantDB
 from backend.kit.errors import problem_responses
-from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, encode_cursor
+from backend.kit.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Page,
+    decode_keyset_cursor,
+    encode_keyset_cursor,
+)
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 ERRORS = (400, 401, 403, 404, 422)
@@ -32,12 +37,12 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Page[UserRead]:
-    after = keyset_after(cursor) if cursor else None
+    after = decode_keyset_cursor(cursor) if cursor else None
     rows = await users.list_page(db, limit=limit + 1, after=after)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+        next_cursor = encode_keyset_cursor(rows[-1].created_at, rows[-1].id)
     return Page[UserRead](items=[UserRead.model_validate(u) for u in rows], next_cursor=next_cursor)
 
 

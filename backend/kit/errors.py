@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg import errors as pg_errors
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exc as sa_exc
@@ -142,18 +143,31 @@ def _dependency_down(exc: BaseException) -> str | None:
     return None
 
 
-async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+def unavailable_problem(exc: BaseException) -> Problem:
+    """The 503 for a backing service that failed: locked/too slow (tenant-busy) or away."""
+    if isinstance(getattr(exc, "orig", None), pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
+        return Problem(
+            503,
+            "tenant-busy",
+            "The data is locked by another operation (a migration, for example) or the query "
+            "took too long; nothing was changed. Retry shortly.",
+            headers={"Retry-After": "5"},
+        )
     service = _dependency_down(exc) or "a backing service"
-    log.warning("%s unavailable on %s %s: %s", service, request.method, request.url.path, exc)
-    request_id = getattr(request.state, "request_id", None)
-    headers = {"Retry-After": "5", **({"X-Request-ID": request_id} if request_id else {})}
-    return problem_response(
-        request,
+    return Problem(
         503,
         "service-unavailable",
         f"{service} is not answering; nothing was changed. Retry shortly.",
-        headers=headers,
+        headers={"Retry-After": "5"},
     )
+
+
+async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    problem = unavailable_problem(exc)
+    log.warning("%s on %s %s: %s", problem.code, request.method, request.url.path, exc)
+    request_id = getattr(request.state, "request_id", None)
+    headers = {**(problem.headers or {}), **({"X-Request-ID": request_id} if request_id else {})}
+    return problem_response(request, 503, problem.code, problem.detail, headers=headers)
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
@@ -172,8 +186,24 @@ async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # A value PostgreSQL refused (NUL in text, out of range, ...) that validation let through:
+    # the client's input, so 422; logged because a schema should have caught it.
+    log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+    request_id = getattr(request.state, "request_id", None)
+    return problem_response(
+        request,
+        422,
+        "invalid-data",
+        "A value in the request cannot be stored (for example a NUL character or a number "
+        "out of range); nothing was changed.",
+        headers={"X-Request-ID": request_id} if request_id else None,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(sa_exc.DataError, _on_data_error)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
     for unavailable in (

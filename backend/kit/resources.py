@@ -32,12 +32,20 @@ class Resources:
 
     @classmethod
     def open(cls, settings: Settings) -> Resources:
+        # Timeouts for the API's connections only; the migrator makes its own engine.
+        timeouts = {
+            "options": f"-c lock_timeout={settings.db_lock_timeout_ms} "
+            f"-c statement_timeout={settings.db_statement_timeout_ms}"
+        }
         engine = make_async_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            connect_args=timeouts,
         )
-        sync_engine = make_engine(settings.database_url, pool_size=2, max_overflow=4)
+        sync_engine = make_engine(
+            settings.database_url, pool_size=2, max_overflow=4, connect_args=timeouts
+        )
         timeout = settings.redis_timeout_seconds
         redis = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout

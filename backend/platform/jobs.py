@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from backend.platform import service
 from backend.workers import resources
 from backend.workers.celery_app import celery_app
 from tenancy import provisioning
-from tenancy.registry import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +33,12 @@ def drop_tenant_schema(self: object, tenant_id: str) -> bool:
 
 @celery_app.task(name="platform.sweep_deleting_tenants")
 def sweep_deleting_tenants(older_than_seconds: int = 600) -> int:
-    """Re-queue the drop of tenants stuck in 'deleting' (a lost message, a worker that died)."""
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_seconds)
-    with resources.engine().connect() as conn:
-        ids = (
-            conn.execute(
-                select(Tenant.id).where(Tenant.status == "deleting", Tenant.updated_at < cutoff)
-            )
-            .scalars()
-            .all()
-        )
+    """Re-queue the drop of tenants stuck in 'deleting' (a lost message, a worker that died).
+
+    Also the drop of a tenant whose cache invalidation failed: ``older_than_seconds`` must stay
+    well above the registry cache TTL, so no process still serves it from a stale copy.
+    """
+    ids = service.tenants_stuck_deleting(resources.engine(), older_than_seconds)
     for tenant_id in ids:
         drop_tenant_schema.delay(str(tenant_id))
     return len(ids)

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from backend.kit.deps import ResourcesDep
 from backend.kit.errors import problem_responses
 from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from backend.kit.text import FreeText
 from backend.platform import service
 from backend.platform.deps import Operator
 from backend.platform.schemas import TenantCreate, TenantOut, TenantUpdate
 
 router = APIRouter(prefix="/platform/v1", tags=["platform"])
+Slug = Annotated[FreeText, Path(description="The tenant's slug.")]
 
 # Platform routes are plain `def`: provisioning is synchronous and runs in the threadpool.
 
@@ -66,19 +68,27 @@ def list_tenants(
     responses=problem_responses(401, 404, 422),
     summary="Get a tenant",
 )
-def get_tenant(slug: str, _op: Operator, res: ResourcesDep) -> TenantOut:
+def get_tenant(slug: Slug, _op: Operator, res: ResourcesDep) -> TenantOut:
     return TenantOut.model_validate(service.get_tenant(res.sync_engine, slug))
 
 
 @router.patch(
     "/tenants/{slug}",
     response_model=TenantOut,
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(401, 404, 422, 503),
     summary="Rename, change plan, suspend or resume a tenant",
+    description="503 `cache-invalidation-failed`: the change is stored in PostgreSQL, but Redis "
+    "could not be reached, so caches may serve the old row for up to the registry cache TTL.",
 )
-def update_tenant(slug: str, data: TenantUpdate, _op: Operator, res: ResourcesDep) -> TenantOut:
+def update_tenant(slug: Slug, data: TenantUpdate, _op: Operator, res: ResourcesDep) -> TenantOut:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
-    record = service.update_tenant(res.sync_engine, res.sync_redis, slug, changes)
+    record = service.update_tenant(
+        res.sync_engine,
+        res.sync_redis,
+        slug,
+        changes,
+        stale_seconds=res.settings.registry_max_staleness_seconds,
+    )
     res.registry.forget(record.slug, str(record.id))
     return TenantOut.model_validate(record)
 
@@ -87,10 +97,18 @@ def update_tenant(slug: str, data: TenantUpdate, _op: Operator, res: ResourcesDe
     "/tenants/{slug}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TenantOut,
-    responses=problem_responses(401, 404),
-    summary="Delete a tenant: refused at once, schema dropped by a background job",
+    responses=problem_responses(401, 404, 422, 503),
+    summary="Delete a tenant: refused from now on, schema dropped by a background job",
+    description="503 `cache-invalidation-failed`: the tenant is marked deleting in PostgreSQL, "
+    "but Redis could not be reached, so caches may serve it for up to the registry cache TTL; "
+    "the schema is then dropped by the periodic sweep.",
 )
-def delete_tenant(slug: str, _op: Operator, res: ResourcesDep) -> TenantOut:
-    record = service.delete_tenant(res.sync_engine, res.sync_redis, slug)
+def delete_tenant(slug: Slug, _op: Operator, res: ResourcesDep) -> TenantOut:
+    record = service.delete_tenant(
+        res.sync_engine,
+        res.sync_redis,
+        slug,
+        stale_seconds=res.settings.registry_max_staleness_seconds,
+    )
     res.registry.forget(record.slug, str(record.id))
     return TenantOut.model_validate(record)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from backend.kit.text import FreeText
 from tenancy.naming import InvalidSlug, validate_slug
 
 Plan = Literal["free", "pro", "enterprise"]
@@ -20,10 +21,10 @@ class TenantCreate(BaseModel):
         examples=["acme"],
         description="2-40 chars: a lowercase letter, then [a-z0-9-]; not reserved.",
     )
-    name: str = Field(min_length=1, max_length=200)
+    name: FreeText = Field(min_length=1, max_length=200)
     plan: Plan = "free"
     owner_email: EmailStr
-    owner_password: str = Field(min_length=10, max_length=128)
+    owner_password: FreeText = Field(min_length=10, max_length=128)
 
     @field_validator("slug")
     @classmethod
@@ -44,7 +45,7 @@ class TenantCreate(BaseModel):
 class TenantUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: FreeText | None = Field(default=None, min_length=1, max_length=200)
     plan: Plan | None = None
     status: Literal["active", "suspended"] | None = None
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from backend.identity.service import hash_password, seed_owner
 from backend.kit.errors import Problem
-from backend.kit.pagination import decode_cursor, encode_cursor
+from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
 from tenancy import provisioning, registry
 from tenancy.registry import TenantRecord
 
@@ -55,41 +55,78 @@ def get_tenant(engine: Engine, slug: str) -> TenantRecord:
 def list_tenants(
     engine: Engine, *, limit: int, cursor: str | None, status: str | None
 ) -> tuple[list[TenantRecord], str | None]:
-    after = None
-    if cursor:
-        created_at, raw_id = decode_cursor(cursor, 2)
-        try:
-            after = (dt.datetime.fromisoformat(created_at), uuid.UUID(raw_id))
-        except (TypeError, ValueError) as exc:
-            raise Problem(422, "invalid-cursor", "cursor is not one this API returned") from exc
+    after = decode_keyset_cursor(cursor) if cursor else None
     with engine.connect() as conn:
         rows = registry.list_tenants(conn, after=after, limit=limit + 1, status=status)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+        next_cursor = encode_keyset_cursor(rows[-1].created_at, rows[-1].id)
     return rows, next_cursor
 
 
+def tenants_stuck_deleting(engine: Engine, older_than_seconds: int) -> list[uuid.UUID]:
+    """Tenants left in 'deleting' for longer than ``older_than_seconds``."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_seconds)
+    with engine.connect() as conn:
+        return registry.deleting_before(conn, cutoff)
+
+
+def _stale_cache_problem(exc: registry.InvalidationFailed, stale_seconds: int) -> Problem:
+    tenant = exc.tenant
+    return Problem(
+        503,
+        "cache-invalidation-failed",
+        f"Tenant '{tenant.slug}' is now '{tenant.status}' in PostgreSQL, but Redis could not be "
+        f"reached to invalidate the registry cache: API processes may serve its old status for "
+        f"up to {stale_seconds} seconds. Repeat the request once Redis answers to enforce the "
+        f"change at once.",
+        headers={"Retry-After": "5"},
+        slug=tenant.slug,
+        stored_status=tenant.status,
+        stale_for_seconds=stale_seconds,
+    )
+
+
 def update_tenant(
-    engine: Engine, redis: redis_sync.Redis | None, slug: str, changes: dict[str, Any]
+    engine: Engine,
+    redis: redis_sync.Redis | None,
+    slug: str,
+    changes: dict[str, Any],
+    *,
+    stale_seconds: int,
 ) -> TenantRecord:
+    """Apply changes; 404 when unknown, 503 when the change is stored but caches may be stale.
+
+    ``stale_seconds`` is how long caches can keep the old row (for the message).
+    """
     if not changes:
         return get_tenant(engine, slug)
     try:
         return provisioning.update_tenant(engine, slug, changes, redis=redis)
     except provisioning.TenantNotFound as exc:
         raise Problem(404, "tenant-not-found", f"No tenant '{slug}'.") from exc
+    except registry.InvalidationFailed as exc:
+        raise _stale_cache_problem(exc, stale_seconds) from exc
 
 
-def delete_tenant(engine: Engine, redis: redis_sync.Redis | None, slug: str) -> TenantRecord:
-    """Mark the tenant deleting and queue the job that drops its schema."""
+def delete_tenant(
+    engine: Engine, redis: redis_sync.Redis | None, slug: str, *, stale_seconds: int
+) -> TenantRecord:
+    """Mark the tenant deleting and queue the job that drops its schema.
+
+    When the caches could not be invalidated, the drop is not queued: a process still serving
+    the tenant from a stale copy would hit a missing schema. The beat sweep drops it later
+    (its delay is far longer than the cache TTL), and the answer is 503.
+    """
     from backend.platform.jobs import drop_tenant_schema
 
     try:
         record = provisioning.mark_deleting(engine, slug, redis=redis)
     except provisioning.TenantNotFound as exc:
         raise Problem(404, "tenant-not-found", f"No tenant '{slug}'.") from exc
+    except registry.InvalidationFailed as exc:
+        raise _stale_cache_problem(exc, stale_seconds) from exc
     try:
         drop_tenant_schema.delay(str(record.id))
     except Exception:  # broker away: the beat sweep re-queues tenants left in 'deleting'

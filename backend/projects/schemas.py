@@ -5,6 +5,8 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from backend.kit.text import FreeText
+
 
 def _not_blank(value: str | None) -> str | None:
     if value is not None and not value.strip():
@@ -15,20 +17,31 @@ def _not_blank(value: str | None) -> str | None:
 class ProjectCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10_000)
+    name: FreeText = Field(min_length=1, max_length=200)
+    description: FreeText = Field(default="", max_length=10_000)
 
     _name = field_validator("name")(_not_blank)
 
 
 class ProjectUpdate(BaseModel):
+    """Fields left out stay as they are; ``description: null`` clears the description."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
+    name: FreeText | None = Field(default=None, min_length=1, max_length=200)
+    description: FreeText | None = Field(default=None, max_length=10_000)
     archived: StrictBool | None = None
 
     _name = field_validator("name")(_not_blank)
+
+    @field_validator("name", "archived", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Only an explicit null reaches this (defaults are not validated): it would erase a
+        # required value, so it is a validation error listed like any other.
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep it")
+        return value
 
 
 class ProjectRead(BaseModel):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from backend.kit.errors import Problem
-from backend.kit.pagination import decode_cursor, encode_cursor
+from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
 from backend.projects.models import Project
 from backend.projects.repository import ProjectRepository
 from backend.projects.schemas import ProjectCreate, ProjectUpdate
@@ -37,31 +36,23 @@ class ProjectService:
         self, *, limit: int, cursor: str | None, archived: bool | None
     ) -> tuple[list[Project], str | None]:
         """One page of projects in creation order, and the cursor of the next page."""
-        after = None
-        if cursor:
-            created_at, raw_id = decode_cursor(cursor, 2)
-            try:
-                after = (dt.datetime.fromisoformat(created_at), uuid.UUID(raw_id))
-            except (TypeError, ValueError) as exc:
-                raise Problem(422, "invalid-cursor", "cursor is not one this API returned") from exc
+        after = decode_keyset_cursor(cursor) if cursor else None
         rows = await self.repo.list(limit=limit + 1, after=after, archived=archived)
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+            next_cursor = encode_keyset_cursor(last.created_at, last.id)
         return rows, next_cursor
 
     async def update(self, project_id: uuid.UUID, data: ProjectUpdate) -> Project:
-        """Apply the given fields; fields left out stay as they are."""
+        """Apply the given fields; fields left out stay as they are, a null description clears."""
         project = await self.get(project_id)
         changes = data.model_dump(exclude_unset=True)
-        for key in ("name", "archived"):
-            if key in changes and changes[key] is None:
-                raise Problem(422, "validation-error", f"'{key}' cannot be null")
+        if "description" in changes and changes["description"] is None:
+            changes["description"] = ""
         for key, value in changes.items():
-            if value is not None:
-                setattr(project, key, value)
+            setattr(project, key, value)
         await self.repo.flush()
         await self.repo.refresh(project)
         return project
