@@ -113,3 +113,16 @@ async def test_data_error_is_422_not_500(settings):
     ):
         body = assert_problem(await c.get("/test-only/store"), 422, "invalid-data")
         assert body["request_id"]
+
+
+def test_deadlock_and_serialization_failures_are_409_retry():
+    from psycopg import errors as pg_errors
+    from sqlalchemy.exc import OperationalError
+
+    from backend.kit.errors import unavailable_problem
+
+    for orig in (pg_errors.DeadlockDetected("deadlock"), pg_errors.SerializationFailure("x")):
+        problem = unavailable_problem(OperationalError("UPDATE ...", {}, orig))
+        assert (problem.status, problem.code) == (409, "concurrent-update")
+    away = unavailable_problem(OperationalError("SELECT 1", {}, pg_errors.OperationalError("x")))
+    assert (away.status, away.code) == (503, "service-unavailable")

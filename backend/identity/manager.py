@@ -17,15 +17,19 @@ from fastapi_users.password import PasswordHelper
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
 
 from backend.identity.models import User
 from backend.kit.deps import SessionDep
 
 # OWASP password-storage cheat sheet: argon2id with m=19 MiB, t=2, p=1. A stronger setting
-# costs every login and tenant creation proportionally (64 MiB/t=3 measured ~220 ms here);
-# raising it later is safe: verify_and_update rehashes on the next login.
+# costs every login and tenant creation proportionally (64 MiB/t=3 measured ~220 ms here).
+# Legacy hashes still verify and are replaced on the next good login (verify_and_update):
+# bcrypt (imported accounts) and argon2 at other parameters (raising these later is safe).
 password_helper = PasswordHelper(
-    PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19456, parallelism=1),))
+    PasswordHash(
+        (Argon2Hasher(time_cost=2, memory_cost=19456, parallelism=1), BcryptHasher(rounds=12))
+    )
 )
 
 

@@ -144,7 +144,17 @@ def _dependency_down(exc: BaseException) -> str | None:
 
 
 def unavailable_problem(exc: BaseException) -> Problem:
-    """The 503 for a backing service that failed: locked/too slow (tenant-busy) or away."""
+    """The problem for a backing service that failed: a deadlock or serialization conflict
+    (409, retry), locked/too slow (503 tenant-busy) or away (503)."""
+    rollback = pg_errors.DeadlockDetected | pg_errors.SerializationFailure
+    if isinstance(getattr(exc, "orig", None), rollback):
+        return Problem(
+            409,
+            "concurrent-update",
+            "Another request changed the same data at the same moment; nothing was changed. "
+            "Retry the request.",
+            headers={"Retry-After": "1"},
+        )
     if isinstance(getattr(exc, "orig", None), pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
         return Problem(
             503,
@@ -167,7 +177,7 @@ async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s on %s %s: %s", problem.code, request.method, request.url.path, exc)
     request_id = getattr(request.state, "request_id", None)
     headers = {**(problem.headers or {}), **({"X-Request-ID": request_id} if request_id else {})}
-    return problem_response(request, 503, problem.code, problem.detail, headers=headers)
+    return problem_response(request, problem.status, problem.code, problem.detail, headers=headers)
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
