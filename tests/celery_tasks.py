@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from backend.projects.models import Project
@@ -16,4 +17,5 @@ def write_canary(self: Any, label: str) -> None:
     tenant = require_tenant()
     queue = (self.request.delivery_info or {}).get("routing_key", "?")
     with tenant_job_session() as session:
-        session.add(Project(name=f"{label}|{tenant.slug}|{queue}"))
+        key = "C" + uuid.uuid4().hex[:8].upper()
+        session.add(Project(name=f"{label}|{tenant.slug}|{queue}", key=key))

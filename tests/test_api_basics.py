@@ -61,3 +61,50 @@ async def test_patch_nulls(client, make_tenant):
     cleared = await client.patch(url, json={"description": None}, headers=headers)
     assert cleared.status_code == 200 and cleared.json()["description"] == ""
     assert (await client.get(url, headers=headers)).json()["name"] == "Ops"
+
+
+async def test_project_keys_statuses_and_etags(client, make_tenant):
+    tenant = make_tenant("pkeys")
+    headers = await login(client, tenant)
+    made = []
+    for name in ("Platform Operations", "Platform Ops", "Operations", "Ünïcode Ærø", "!!!"):
+        resp = await client.post("/api/v1/projects", json={"name": name}, headers=headers)
+        assert resp.status_code == 201, resp.text
+        made.append(resp.json()["key"])
+    assert made == ["PO", "PO2", "OPER", "UR", "PRJ"]
+    explicit = await client.post(
+        "/api/v1/projects", json={"name": "x", "key": "OPS"}, headers=headers
+    )
+    assert explicit.json()["key"] == "OPS"
+    assert_problem(
+        await client.post("/api/v1/projects", json={"name": "y", "key": "OPS"}, headers=headers),
+        409,
+        "project-key-taken",
+    )
+    for bad in ("ops", "O", "1OPS", "TOOLONGKEY1", 5):
+        resp = await client.post(
+            "/api/v1/projects", json={"name": "z", "key": bad}, headers=headers
+        )
+        assert_problem(resp, 422)
+    project = explicit.json()
+    statuses = await client.get(f"/api/v1/projects/{project['id']}/statuses", headers=headers)
+    assert [(s["name"], s["category"]) for s in statuses.json()] == [
+        ("To Do", "todo"),
+        ("In Progress", "in_progress"),
+        ("Done", "done"),
+    ]
+    # ETag on read, 304 on If-None-Match, 412 on a stale If-Match.
+    url = f"/api/v1/projects/{project['id']}"
+    read = await client.get(url, headers=headers)
+    tag = read.headers["etag"]
+    assert tag == explicit.headers["etag"] == '"v1"'
+    assert (await client.get(url, headers={**headers, "If-None-Match": tag})).status_code == 304
+    changed = await client.patch(
+        url, json={"name": "renamed"}, headers={**headers, "If-Match": tag}
+    )
+    assert changed.status_code == 200 and changed.headers["etag"] == '"v2"'
+    assert changed.json()["key"] == "OPS"
+    stale = await client.patch(url, json={"name": "again"}, headers={**headers, "If-Match": tag})
+    assert_problem(stale, 412, "precondition-failed")
+    assert_problem(await client.delete(url, headers={**headers, "If-Match": tag}), 412)
+    assert (await client.delete(url, headers={**headers, "If-Match": '"v2"'})).status_code == 204

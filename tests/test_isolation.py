@@ -74,7 +74,7 @@ async def test_bound_session_reads_only_its_schema(settings, make_tenant):
         for tenant in (a, b):
             with bind_tenant(tenant.record):
                 async with tenant_session(engine) as session:
-                    session.add(Project(name=f"canary-{tenant.slug}"))
+                    session.add(Project(name=f"canary-{tenant.slug}", key="CAN"))
                     await session.commit()
         with bind_tenant(a.record):
             async with tenant_session(engine) as session:

@@ -13,6 +13,7 @@ from psycopg import errors as pg_errors
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import exc as orm_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -211,8 +212,18 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_stale(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        request,
+        412,
+        "precondition-failed",
+        "Another request changed this resource at the same moment; read it again and retry.",
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(orm_exc.StaleDataError, _on_stale)
     app.add_exception_handler(sa_exc.DataError, _on_data_error)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)

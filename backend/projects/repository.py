@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.projects.models import Project
+from backend.projects.models import DEFAULT_STATUSES, Project, ProjectStatus
 
 
 class ProjectRepository:
@@ -30,6 +31,31 @@ class ProjectRepository:
         if archived is not None:
             query = query.where(Project.archived == archived)
         return list((await self.session.scalars(query)).all())
+
+    async def keys_like(self, base: str) -> set[str]:
+        """Existing keys that start with ``base`` (to find a free one)."""
+        query = select(Project.key).where(Project.key.startswith(base, autoescape=True))
+        return set((await self.session.scalars(query)).all())
+
+    async def statuses(self, project_id: uuid.UUID) -> Sequence[ProjectStatus]:
+        query = (
+            select(ProjectStatus)
+            .where(ProjectStatus.project_id == project_id)
+            .order_by(ProjectStatus.position)
+        )
+        return (await self.session.scalars(query)).all()
+
+    def add_default_statuses(self, project: Project) -> None:
+        for position, (name, category) in enumerate(DEFAULT_STATUSES):
+            self.session.add(
+                ProjectStatus(
+                    id=uuid.uuid4(),
+                    project_id=project.id,
+                    name=name,
+                    category=category,
+                    position=position,
+                )
+            )
 
     def add(self, project: Project) -> None:
         self.session.add(project)

@@ -3,15 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from backend.identity.permissions import Principal, requires
 from backend.kit.deps import TenantDB
 from backend.kit.errors import problem_responses
+from backend.kit.etag import if_match_of, not_modified, not_modified_response, set_etag
 from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from backend.projects.models import Project
 from backend.projects.repository import ProjectRepository
-from backend.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
+from backend.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate, StatusRead
 from backend.projects.service import ProjectService
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
@@ -40,6 +41,7 @@ async def create_project(
 ) -> Project:
     project = await service.create(data, actor=caller.user_id)
     response.headers["Location"] = f"/api/v1/projects/{project.id}"
+    set_etag(response, project.version)
     return project
 
 
@@ -69,38 +71,64 @@ async def list_projects(
     summary="Get a project",
 )
 async def get_project(
+    request: Request,
+    response: Response,
     project_id: uuid.UUID,
     _caller: Annotated[Principal, requires("projects:read")],
     service: Service,
-) -> Project:
-    return await service.get(project_id)
+) -> Project | Response:
+    project = await service.get(project_id)
+    if not_modified(request, project.version):
+        return not_modified_response(project.version)
+    set_etag(response, project.version)
+    return project
 
 
 @router.patch(
     "/{project_id}",
     response_model=ProjectRead,
-    responses=problem_responses(*AUTH_ERRORS, 422),
-    summary="Change a project's name, description or archived flag",
+    responses=problem_responses(*AUTH_ERRORS, 412, 422),
+    summary="Change a project's name, description or archived flag (If-Match honoured)",
 )
 async def update_project(
+    request: Request,
+    response: Response,
     project_id: uuid.UUID,
     data: ProjectUpdate,
     _caller: Annotated[Principal, requires("projects:update")],
     service: Service,
 ) -> Project:
-    return await service.update(project_id, data)
+    project = await service.update(project_id, data, if_match=if_match_of(request))
+    set_etag(response, project.version)
+    return project
 
 
 @router.delete(
     "/{project_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(*AUTH_ERRORS, 422),
-    summary="Delete a project",
+    responses=problem_responses(*AUTH_ERRORS, 412, 422),
+    summary="Delete a project and its tasks (If-Match honoured)",
 )
 async def delete_project(
+    request: Request,
     project_id: uuid.UUID,
     _caller: Annotated[Principal, requires("projects:delete")],
     service: Service,
 ) -> Response:
-    await service.delete(project_id)
+    await service.delete(project_id, if_match=if_match_of(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{project_id}/statuses",
+    response_model=list[StatusRead],
+    responses=problem_responses(*AUTH_ERRORS, 422),
+    summary="The project's statuses (board columns) in order",
+)
+async def list_statuses(
+    project_id: uuid.UUID,
+    _caller: Annotated[Principal, requires("projects:read")],
+    service: Service,
+) -> list[StatusRead]:
+    await service.get(project_id)
+    return [StatusRead.model_validate(s) for s in await service.repo.statuses(project_id)]

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from backend.kit.text import FreeText
+from backend.kit.types import InputModel
+from backend.projects.keys import KEY_PATTERN
 
 
 def _not_blank(value: str | None) -> str | None:
@@ -14,19 +17,21 @@ def _not_blank(value: str | None) -> str | None:
     return value.strip() if value is not None else None
 
 
-class ProjectCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProjectCreate(InputModel):
     name: FreeText = Field(min_length=1, max_length=200)
+    key: str | None = Field(
+        default=None,
+        pattern=KEY_PATTERN,
+        description="2-10 characters, A-Z and digits, starting with a letter; derived from the "
+        "name when left out. Prefixes the project's task keys (OPS-42); never changes.",
+    )
     description: FreeText = Field(default="", max_length=10_000)
 
     _name = field_validator("name")(_not_blank)
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(InputModel):
     """Fields left out stay as they are; ``description: null`` clears the description."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: FreeText | None = Field(default=None, min_length=1, max_length=200)
     description: FreeText | None = Field(default=None, max_length=10_000)
@@ -44,13 +49,24 @@ class ProjectUpdate(BaseModel):
         return value
 
 
+class StatusRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    category: Literal["todo", "in_progress", "done"]
+    position: int
+
+
 class ProjectRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+    key: str
     name: str
     description: str
     archived: bool
     created_by: uuid.UUID | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    version: int = Field(description="Changes on every update; the ETag is built from it.")

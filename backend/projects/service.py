@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 from backend.kit.errors import Problem
+from backend.kit.etag import IfMatch
 from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
+from backend.projects.keys import candidates, derive_key
 from backend.projects.models import Project
 from backend.projects.repository import ProjectRepository
 from backend.projects.schemas import ProjectCreate, ProjectUpdate
@@ -17,10 +19,23 @@ class ProjectService:
 
     async def create(self, data: ProjectCreate, *, actor: uuid.UUID | None) -> Project:
         """Create a project owned by the current tenant."""
+        if data.key is not None:
+            if await self.repo.keys_like(data.key) & {data.key}:
+                raise Problem(409, "project-key-taken", f"Another project has the key {data.key}.")
+            key = data.key
+        else:
+            base = derive_key(data.name)
+            key = candidates(base, await self.repo.keys_like(base))
         project = Project(
-            id=uuid.uuid4(), name=data.name, description=data.description, created_by=actor
+            id=uuid.uuid4(),
+            key=key,
+            name=data.name,
+            description=data.description,
+            created_by=actor,
         )
         self.repo.add(project)
+        await self.repo.flush()
+        self.repo.add_default_statuses(project)
         await self.repo.flush()
         await self.repo.refresh(project)
         return project
@@ -45,9 +60,13 @@ class ProjectService:
             next_cursor = encode_keyset_cursor(last.created_at, last.id)
         return rows, next_cursor
 
-    async def update(self, project_id: uuid.UUID, data: ProjectUpdate) -> Project:
+    async def update(
+        self, project_id: uuid.UUID, data: ProjectUpdate, *, if_match: IfMatch = None
+    ) -> Project:
         """Apply the given fields; fields left out stay as they are, a null description clears."""
         project = await self.get(project_id)
+        if if_match is not None:
+            if_match(project.version)
         changes = data.model_dump(exclude_unset=True)
         if "description" in changes and changes["description"] is None:
             changes["description"] = ""
@@ -57,7 +76,9 @@ class ProjectService:
         await self.repo.refresh(project)
         return project
 
-    async def delete(self, project_id: uuid.UUID) -> None:
+    async def delete(self, project_id: uuid.UUID, *, if_match: IfMatch = None) -> None:
         """Delete a project of the current tenant, or 404."""
         project = await self.get(project_id)
+        if if_match is not None:
+            if_match(project.version)
         await self.repo.delete(project)

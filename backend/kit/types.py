@@ -1,0 +1,57 @@
+"""Input types with JSON Schema's strictness: ``false`` is not an integer, ``"3"`` is not a
+number, ``2.0`` is an integer (JSON Schema counts a number with a zero fraction as one).
+
+Every request model derives from ``InputModel`` (unknown fields are refused) and uses these
+types for integers, numbers, booleans, dates and times, so no value is coerced across JSON
+types. (Pydantic's model-wide strict mode cannot be used: FastAPI validates the decoded JSON in
+Python mode, where strict mode refuses ISO date strings and UUID strings.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StrictBool
+
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return float(value)
+
+
+def _json_string(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a string in ISO 8601 format")
+    return value
+
+
+#: An integer as JSON Schema defines it (2.0 is one; true and "2" are not).
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+#: A number (integer or fraction; never a string or a boolean).
+JsonNumber = Annotated[float, BeforeValidator(_json_number)]
+
+
+#: true or false only (not 1, "true" or "yes").
+JsonBool = StrictBool
+#: A calendar date as an ISO 8601 string (not a timestamp number).
+JsonDate = Annotated[dt.date, BeforeValidator(_json_string)]
+#: A date and time with a UTC offset, as an ISO 8601 string.
+JsonDateTime = Annotated[AwareDatetime, BeforeValidator(_json_string)]
+
+
+class InputModel(BaseModel):
+    """Base of request bodies: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")

@@ -1,0 +1,1 @@
+"""Tasks, comments, labels and watchers: the work tenant users do every day."""
