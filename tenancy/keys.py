@@ -115,3 +115,14 @@ def onetime_index_key(tenant_id: uuid.UUID | str, kind: str) -> str:
     if kind not in ("invite", "reset"):
         raise ValueError(f"invalid one-time token kind {kind!r}")
     return tenant_key(tenant_id, "onetime", kind, "index")
+
+
+def stats_generation_key(tenant_id: uuid.UUID | str) -> str:
+    """Bumped on every task change of the tenant; cached stats carry the generation they were
+    computed at, so a bump makes every cached figure of the tenant stale at once."""
+    return tenant_key(tenant_id, "stats", "generation")
+
+
+def stats_cache_key(tenant_id: uuid.UUID | str, generation: int, *parts: str) -> str:
+    """A cached stats document: ``tf:{<tenant id>}:stats:<generation>:<parts>``."""
+    return tenant_key(tenant_id, "stats", str(generation), *parts)

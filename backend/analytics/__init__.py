@@ -1,0 +1,1 @@
+"""Project and tenant statistics, cached in Redis under the tenant's keys."""
