@@ -49,6 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
         TENANTFLOW_REDIS_URL=found.redis_url,
         TENANTFLOW_PLATFORM_TOKEN=PLATFORM_TOKEN,
         TENANTFLOW_BASE_DOMAIN=BASE_DOMAIN,
+        # The whole suite talks from one client address; tests of the per-address lockout
+        # make an app of their own with a low limit.
+        TENANTFLOW_LOGIN_MAX_FAILURES_PER_ADDRESS="100000",
     )
     redis_sync.Redis.from_url(found.redis_url).flushdb()
     from backend.config import get_settings

@@ -81,7 +81,7 @@ async def test_key_of_a_does_not_work_at_b(client, make_tenant):
     a, b = make_tenant("keya"), make_tenant("keyb")
     secret = (
         await client.post(
-            "/api/v1/api-keys", json={"name": "a", "role": "owner"}, headers=await _owner(client, a)
+            "/api/v1/api-keys", json={"name": "a", "role": "admin"}, headers=await _owner(client, a)
         )
     ).json()["key"]
     resp = await client.get(
@@ -99,11 +99,10 @@ async def test_key_role_is_bounded_and_input_validated(client, make_tenant, add_
     tenant = make_tenant("keyrole")
     _, admin_email = add_user(tenant, "admin")
     admin = bearer(tenant, (await login_as(client, tenant, admin_email))["access_token"])
-    assert_problem(
-        await client.post("/api/v1/api-keys", json={"name": "x", "role": "owner"}, headers=admin),
-        403,
-        "role-too-high",
+    member_owner = await client.post(
+        "/api/v1/api-keys", json={"name": "x", "role": "owner"}, headers=admin
     )
+    assert_problem(member_owner, 422)  # no key is ever an owner
     past = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
     cases = [
         {"name": "x", "role": "admin", "expires_at": past},
@@ -131,3 +130,30 @@ async def test_nul_in_key_name_and_invite_name_is_422(client, make_tenant):
         headers={"X-Tenant": tenant.slug},
     )
     assert_problem(resp, 422)
+
+
+async def test_key_follows_its_creator_and_cannot_manage(client, make_tenant, add_user):
+    tenant = make_tenant("keycreator")
+    admin_id, admin_email = add_user(tenant, "admin")
+    admin = bearer(tenant, (await login_as(client, tenant, admin_email))["access_token"])
+    owner = await _owner(client, tenant)
+    secret = (
+        await client.post("/api/v1/api-keys", json={"name": "k", "role": "admin"}, headers=admin)
+    ).json()["key"]
+    key = {"Authorization": f"Bearer {secret}"}
+    assert (await client.get("/api/v1/audit", headers=key)).status_code == 200
+    # Keys never mint keys, manage users or invite.
+    minted = await client.post(
+        "/api/v1/api-keys", json={"name": "c", "role": "viewer"}, headers=key
+    )
+    assert_problem(minted, 403, "forbidden")
+    assert_problem(await client.patch(f"/api/v1/users/{admin_id}", json={}, headers=key), 403)
+    # The creator demoted: the key acts as a member now (no audit access).
+    await client.patch(f"/api/v1/users/{admin_id}", json={"role": "member"}, headers=owner)
+    assert_problem(await client.get("/api/v1/audit", headers=key), 403)
+    assert (await client.get("/api/v1/projects", headers=key)).status_code == 200
+    # The creator deactivated: the key is dead, and stays revoked after a reactivation.
+    await client.delete(f"/api/v1/users/{admin_id}", headers=owner)
+    assert_problem(await client.get("/api/v1/projects", headers=key), 401, "invalid-api-key")
+    await client.patch(f"/api/v1/users/{admin_id}", json={"is_active": True}, headers=owner)
+    assert_problem(await client.get("/api/v1/projects", headers=key), 401)

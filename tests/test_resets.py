@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from tests.conftest import assert_problem, bearer, login_as, wait_until
 
@@ -112,19 +113,53 @@ async def test_lockout_429_with_backoff_and_reset_lifts_it(
     await _forgot(client, tenant, tenant.email)
     [token] = _reset_tokens(sink, tenant.email)
     assert (await _reset(client, tenant, token)).status_code == 204
-    await login_as(client, tenant, tenant.email, NEW_PASSWORD)
+    owner = await login_as(client, tenant, tenant.email, NEW_PASSWORD)
+    events = await client.get("/api/v1/audit", headers=bearer(tenant, owner["access_token"]))
+    locked = [e for e in events.json()["items"] if e["action"] == "login.locked"]
+    assert len(locked) == 1 and locked[0]["details"]["locked_seconds"] >= 1
 
 
-async def test_lockout_counts_per_address_across_accounts(client, make_tenant, add_user, settings):
-    tenant = make_tenant("lockaddr")
-    _, email = add_user(tenant, "member")
-    for i in range(settings.login_max_failures_per_address):  # one failure per account
-        resp = await _login(client, tenant, f"guess{i}@example.com", "wrong-password-x")
-        assert_problem(resp, 401)
-    assert_problem(await _login(client, tenant, email, tenant.password), 429)
-    # Another tenant's users are not locked by this address's failures at this tenant.
-    other = make_tenant("lockother")
-    await login_as(client, other, other.email)
+async def test_lockout_counts_per_address_across_accounts_and_tenants(
+    make_tenant, add_user, settings
+):
+    import httpx
+
+    from backend.main import create_app
+
+    limit = 6
+    app = create_app(settings.model_copy(update={"login_max_failures_per_address": limit}))
+    address = f"198.51.100.{uuid.uuid4().int % 250 + 1}"
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    a, b = make_tenant("lockaddr"), make_tenant("lockother")
+    _, email = add_user(a, "member")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://x") as c,
+    ):
+        for i in range(limit):  # one failure per account, spread over two tenants
+            tenant = (a, b)[i % 2]
+            resp = await _login(c, tenant, f"guess{i}@example.com", "wrong-password-x")
+            assert_problem(resp, 401)
+        # The address is locked everywhere: at a and at b, even with right passwords.
+        assert_problem(await _login(c, a, email, a.password), 429, "too-many-login-failures")
+        assert_problem(await _login(c, b, b.email, b.password), 429)
+    # Another address is not affected.
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 1)), base_url="http://x"
+        ) as other,
+        app.router.lifespan_context(app),
+    ):
+        assert (await _login(other, a, email, a.password)).status_code == 200
+
+
+async def test_good_login_clears_the_account_count(client, make_tenant, settings):
+    tenant = make_tenant("lockclear")
+    for _ in range(settings.login_max_failures - 1):
+        assert_problem(await _login(client, tenant, tenant.email, "wrong-password-x"), 401)
+    await login_as(client, tenant, tenant.email)
+    assert_problem(await _login(client, tenant, tenant.email, "wrong-password-x"), 401)
+    await login_as(client, tenant, tenant.email)  # not locked: the count started afresh
 
 
 async def test_forgot_password_is_rate_limited_per_account(client, make_tenant, settings):

@@ -13,10 +13,11 @@ import uuid
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.identity.models import ApiKey
+from backend.identity.models import ApiKey, User
 from backend.identity.secrets import digest, new_secret
 
 PREFIX = "tfk_"
+USERS = User.__table__.c
 #: How stale last_used_at may get before a request writes it again.
 TOUCH_INTERVAL = dt.timedelta(minutes=5)
 
@@ -42,19 +43,37 @@ def tenant_of_key(token: str) -> str | None:
         return None
 
 
-async def find_usable(session: AsyncSession, token: str) -> ApiKey | None:
-    """The key ``token`` is, if it exists here and is neither revoked nor expired."""
+async def find_usable(session: AsyncSession, token: str) -> tuple[ApiKey, str] | None:
+    """The key ``token`` is and its creator's current role, if the key exists here, is neither
+    revoked nor expired, and its creator is an active user."""
     if len(token) > 128 or tenant_of_key(token) is None:
         return None
-    key = (await session.scalars(select(ApiKey).where(ApiKey.key_hash == digest(token)))).first()
+    query = (
+        select(ApiKey, USERS.role)
+        .join(User, USERS.id == ApiKey.created_by)
+        .where(ApiKey.key_hash == digest(token), USERS.is_active.is_(True))
+    )
+    row = (await session.execute(query)).first()
     now = dt.datetime.now(dt.UTC)
-    if key is None or key.revoked_at is not None:
+    if row is None:
+        return None
+    key, creator_role = row
+    if key.revoked_at is not None:
         return None
     if key.expires_at is not None and key.expires_at <= now:
         return None
     if key.last_used_at is None or now - key.last_used_at > TOUCH_INTERVAL:
         await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-    return key
+    return key, creator_role
+
+
+async def revoke_created_by(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Revoke every key a user made (on deactivation)."""
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=dt.datetime.now(dt.UTC))
+    )
 
 
 def create(

@@ -39,6 +39,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit:read": ADMINS,
 }
 
+#: Actions only a person may take: an API key can never manage users, invites or keys (a key
+#: minting keys, or re-activating its creator, would outlive every revocation).
+HUMAN_ONLY = frozenset({"users:manage", "invites:manage", "api_keys:manage"})
+
 #: Lower is stronger.
 RANK = {role: i for i, role in enumerate(ROLES)}
 
@@ -70,10 +74,16 @@ async def _authenticate(request: Request, session: AsyncSession) -> Principal:
     if token is None:
         raise _unauthorized("not-authenticated", "A bearer token or API key is required.")
     if api_keys.is_api_key(token):
-        key = await api_keys.find_usable(session, token)
-        if key is None:
-            raise _unauthorized("invalid-api-key", "The API key is unknown, revoked or expired.")
-        return Principal("api_key", key.id, key.role)
+        found = await api_keys.find_usable(session, token)
+        if found is None:
+            raise _unauthorized(
+                "invalid-api-key",
+                "The API key is unknown, revoked or expired, or its creator is deactivated.",
+            )
+        key, creator_role = found
+        # A key never acts above its creator's current role: a demotion applies to it too.
+        role = key.role if not outranks(key.role, creator_role) else creator_role
+        return Principal("api_key", key.id, role)
     tokens: TokenService = request.app.state.tokens
     claims = tokens.decode(token)
     if claims is None:
@@ -105,6 +115,13 @@ def requires(action: str) -> Any:
     allowed = PERMISSIONS[action]
 
     async def check(principal: Principal = Depends(authenticate)) -> Principal:
+        if principal.kind == "api_key" and action in HUMAN_ONLY:
+            raise Problem(
+                403,
+                "forbidden",
+                f"API keys may not do '{action}'; sign in as a user.",
+                action=action,
+            )
         if principal.role not in allowed:
             raise Problem(
                 403, "forbidden", f"Role '{principal.role}' may not do '{action}'.", action=action

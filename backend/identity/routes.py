@@ -18,8 +18,7 @@ from backend.identity.tokens import TokenService
 from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
 from backend.kit.errors import Problem, problem_responses
 from backend.kit.text import NUL_MESSAGE
-from backend.kit.throttle import Throttle, login_limits, too_many
-from tenancy.keys import throttle_key
+from backend.kit.throttle import LoginGuard, too_many_logins
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
@@ -67,25 +66,28 @@ async def login(
     db: TenantDB,
 ) -> TokenOut:
     email = normalize_email(credentials.username)
-    account_key = throttle_key(tenant.id, "login", "account", email)
-    limits = login_limits(
-        resources.settings, account_key, throttle_key(tenant.id, "login", "address", _ip(request))
+    guard = LoginGuard(
+        resources.redis,
+        resources.settings,
+        tenant_id=tenant.id,
+        action="login",
+        account=email,
+        address=_ip(request),
     )
     # Redis errors propagate: no counting means no login (503), never an unthrottled one.
-    throttle = Throttle(resources.redis)
-    if (wait := await throttle.check(limits)) is not None:
-        raise too_many(wait)
+    if (wait := await guard.check()) is not None:
+        raise too_many_logins(wait)
     user, verified = await manager.check_password(email, credentials.password)
     if user is None or not verified or not user.is_active:
-        await throttle.fail(limits)
+        locked = await guard.fail()
         await audit.record_detached(
             resources.engine,
             tenant,
-            "login.failed",
+            "login.locked" if locked else "login.failed",
             target_type="user" if user else None,
             target_id=user.id if user else None,
             request=request,
-            details={"email": email[:320]},
+            details={"email": email[:320], **({"locked_seconds": locked} if locked else {})},
         )
         raise Problem(
             401,
@@ -93,6 +95,7 @@ async def login(
             "Email or password is wrong.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    await guard.succeed()
     audit.record(
         db,
         "login.succeeded",

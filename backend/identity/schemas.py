@@ -44,7 +44,10 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: FreeText = Field(min_length=1, max_length=200)
-    role: Role
+    role: Literal["admin", "member", "viewer"] = Field(
+        description="At most the creator's role; never owner. The key acts with the lower of "
+        "this and its creator's current role, and dies when its creator is deactivated."
+    )
     expires_at: AwareDatetime | None = Field(
         default=None, description="With a timezone; null for a key that does not expire."
     )
@@ -83,7 +86,7 @@ class AuditEventRead(BaseModel):
     details: dict[str, object]
 
 
-Password = Field(min_length=10, max_length=128, description="10-128 characters.")
+Password = Field(min_length=10, max_length=128, description="10-128 characters, no NUL.")
 
 
 class InviteCreate(BaseModel):
@@ -106,7 +109,7 @@ class InviteAccept(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=1, max_length=128)
-    password: str = Password
+    password: FreeText = Password
     name: FreeText = Field(default="", max_length=200)
 
 
@@ -118,7 +121,7 @@ class ResetPassword(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=1, max_length=128)
-    password: str = Password
+    password: FreeText = Password
 
 
 class Accepted(BaseModel):

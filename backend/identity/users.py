@@ -13,7 +13,7 @@ from fastapi import Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.identity import audit, sessions
+from backend.identity import api_keys, audit, sessions
 from backend.identity.models import User
 from backend.identity.permissions import Principal
 from backend.identity.schemas import UserUpdate
@@ -99,6 +99,7 @@ async def update(
         user.is_active = new_active
         if not new_active:
             await sessions.revoke_user(session, user.id)
+            await api_keys.revoke_created_by(session, user.id)
         action = "user.reactivated" if new_active else "user.deactivated"
         audit.record(session, action, target_type="user", target_id=user.id, **actor)  # type: ignore[arg-type]
     await session.flush()

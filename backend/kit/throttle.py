@@ -25,7 +25,9 @@ not swallowed: a caller that cannot count must fail closed (the API maps them to
 
 from __future__ import annotations
 
+import asyncio
 import math
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -33,6 +35,7 @@ import redis.asyncio as aioredis
 
 from backend.config import Settings
 from backend.kit.errors import Problem
+from tenancy import keys
 
 # Returns the longest remaining lock of KEYS in ms (0 when none is locked).
 _CHECK = """
@@ -148,31 +151,73 @@ class Throttle:
         await self._redis.delete(*_same_slot(list(keys)))
 
 
-def login_limits(settings: Settings, account_key: str, address_key: str) -> dict[str, Policy]:
-    """Failure counters of one login attempt: the account's and the client address's."""
+def login_policy(settings: Settings, max_failures: int) -> Policy:
+    return Policy(
+        max_failures=max_failures,
+        lockout_seconds=settings.login_lockout_seconds,
+        max_lockout_seconds=settings.login_max_lockout_seconds,
+        # Remember failures well past the longest lock, or a locked account would start
+        # afresh with max_failures free guesses each time its lock ended.
+        forget_after_seconds=max(3600.0, 4 * settings.login_max_lockout_seconds),
+    )
 
-    def policy(max_failures: int) -> Policy:
-        return Policy(
-            max_failures=max_failures,
-            lockout_seconds=settings.login_lockout_seconds,
-            max_lockout_seconds=settings.login_max_lockout_seconds,
-            # Remember failures well past the longest lock, or a locked account would start
-            # afresh with max_failures free guesses each time its lock ended.
-            forget_after_seconds=max(3600.0, 4 * settings.login_max_lockout_seconds),
+
+class LoginGuard:
+    """The failure counters of one login attempt: the account's (under the tenant's hash tag,
+    or the platform's for operators) and the client address's, counted platform-wide so an
+    address gets one budget, not one per tenant. The two live in different hash slots, so
+    they are two script calls, run concurrently."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        settings: Settings,
+        *,
+        tenant_id: uuid.UUID | None,
+        action: str,
+        account: str,
+        address: str,
+    ) -> None:
+        self.throttle = Throttle(redis)
+        self.account_key = keys.throttle_key(tenant_id, action, "account", account)
+        self.account = {self.account_key: login_policy(settings, settings.login_max_failures)}
+        address_key = keys.throttle_key(None, action, "address", address)
+        self.address = {
+            address_key: login_policy(settings, settings.login_max_failures_per_address)
+        }
+
+    async def check(self) -> int | None:
+        """Seconds until the attempt may be made, or None when neither counter is locked."""
+        waits = await asyncio.gather(
+            self.throttle.check(self.account), self.throttle.check(self.address)
         )
+        locked = [w for w in waits if w is not None]
+        return max(locked) if locked else None
 
-    return {
-        account_key: policy(settings.login_max_failures),
-        address_key: policy(settings.login_max_failures_per_address),
-    }
+    async def fail(self) -> int | None:
+        """Count the failure on both; seconds of a lock it started, if any."""
+        started = await asyncio.gather(
+            self.throttle.fail(self.account), self.throttle.fail(self.address)
+        )
+        locks = [w for w in started if w is not None]
+        return max(locks) if locks else None
+
+    async def succeed(self) -> None:
+        """Forget the account's failures; never the address's (a good login must not reset
+        what was spent guessing other accounts)."""
+        await self.throttle.clear([self.account_key])
 
 
-def too_many(wait: int, what: str = "failed logins for this account or address") -> Problem:
+def too_many(wait: int, what: str, code: str = "too-many-attempts") -> Problem:
     """The 429 problem of a locked counter, with Retry-After."""
     return Problem(
         429,
-        "too-many-attempts" if "login" not in what else "too-many-login-failures",
+        code,
         f"Too many {what}; retry in {wait} s.",
         headers={"Retry-After": str(wait)},
         retry_after=wait,
     )
+
+
+def too_many_logins(wait: int) -> Problem:
+    return too_many(wait, "failed logins for this account or address", "too-many-login-failures")

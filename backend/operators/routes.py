@@ -6,12 +6,11 @@ from fastapi import APIRouter, Request
 
 from backend.kit.deps import ResourcesDep, SharedDB
 from backend.kit.errors import Problem, problem_responses
-from backend.kit.throttle import Throttle, login_limits, too_many
+from backend.kit.throttle import LoginGuard, too_many_logins
 from backend.operators.repository import OperatorRepository
 from backend.operators.schemas import OperatorLogin, OperatorTokenOut
 from backend.operators.service import OperatorService, normalize_email
 from backend.operators.tokens import OperatorTokenService
-from tenancy.keys import throttle_key
 
 router = APIRouter(prefix="/platform/v1/auth", tags=["platform"])
 
@@ -27,17 +26,21 @@ async def login(
 ) -> OperatorTokenOut:
     email = normalize_email(str(data.email))
     address = request.client.host if request.client else "unknown"
-    account_key = throttle_key(None, "operator-login", "account", email)
-    address_key = throttle_key(None, "operator-login", "address", address)
-    limits = login_limits(res.settings, account_key, address_key)
+    guard = LoginGuard(
+        res.redis,
+        res.settings,
+        tenant_id=None,
+        action="operator-login",
+        account=email,
+        address=address,
+    )
     # Redis errors propagate: no counting means no login (503), never an unthrottled one.
-    throttle = Throttle(res.redis)
-    wait = await throttle.check(limits)
+    wait = await guard.check()
     if wait is not None:
-        raise too_many(wait)
+        raise too_many_logins(wait)
     operator = await OperatorService(OperatorRepository(session)).authenticate(email, data.password)
     if operator is None:
-        await throttle.fail(limits)
+        await guard.fail()
         raise Problem(
             401,
             "invalid-credentials",
@@ -45,6 +48,6 @@ async def login(
             headers={"WWW-Authenticate": "Bearer"},
         )
     # Only the account: a valid login must not reset what was spent guessing other accounts.
-    await throttle.clear([account_key])
+    await guard.succeed()
     tokens: OperatorTokenService = request.app.state.operator_tokens
     return OperatorTokenOut(access_token=tokens.issue(operator.id), expires_in=tokens.lifetime)
