@@ -453,6 +453,11 @@ def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
             "--workers",
             str(workers),
             "--proxy-headers",
+            # Only these proxies' X-Forwarded-For is believed (the client address feeds the
+            # login lockout and the audit trail); never "*" unless every path to the API
+            # passes through a proxy that overwrites the header.
+            "--forwarded-allow-ips",
+            get_settings().forwarded_allow_ips,
         ],
     )
 

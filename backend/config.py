@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     login_lockout_seconds: float = Field(default=30.0, gt=0, le=86400)
     login_max_lockout_seconds: float = Field(default=900.0, gt=0, le=86400)
     cors_origins: list[str] = []
+    #: Proxies whose X-Forwarded-For `tenantflow api` trusts (comma-separated addresses or
+    #: networks). The client address drives per-address login lockout and audit records.
+    forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "INFO"
     #: Where make dev keeps embedded services and generated secrets.
     var_dir: str = "var"

@@ -56,3 +56,11 @@ async def test_audit_is_per_tenant(client, make_tenant):
         ),
         401,
     )
+
+
+async def test_action_filter_is_validated(client, make_tenant):
+    tenant = make_tenant("audfilter")
+    owner = bearer(tenant, (await login_as(client, tenant, tenant.email))["access_token"])
+    for bad in ("nope", "login.failed\x00", "x" * 100):
+        resp = await client.get("/api/v1/audit", params={"action": bad}, headers=owner)
+        assert_problem(resp, 422)

@@ -132,3 +132,15 @@ async def test_guessing_invite_tokens_is_throttled(client, make_tenant, settings
     resp = await _accept(client, tenant, "guess-" + "y" * 37)
     assert_problem(resp, 429)
     assert int(resp.headers["retry-after"]) >= 1
+
+
+async def test_invite_dies_with_its_inviters_authority(client, make_tenant, add_user, worker, sink):
+    tenant = make_tenant("invauth")
+    admin_id, admin_email = add_user(tenant, "admin")
+    admin = bearer(tenant, (await login_as(client, tenant, admin_email))["access_token"])
+    owner = bearer(tenant, (await login_as(client, tenant, tenant.email))["access_token"])
+    to = f"late@{tenant.slug}.example.com"
+    await client.post("/api/v1/invites", json={"email": to, "role": "admin"}, headers=admin)
+    token = _token_from_mail(sink, to)
+    await client.patch(f"/api/v1/users/{admin_id}", json={"role": "member"}, headers=owner)
+    assert_problem(await _accept(client, tenant, token), 400, "invalid-invite-token")

@@ -63,7 +63,7 @@ async def test_reset_flow_ends_sessions_and_is_single_use(client, make_tenant, w
     actions = [
         e["action"] for e in (await client.get("/api/v1/audit", headers=owner)).json()["items"]
     ]
-    assert "password.reset" in actions
+    assert "password.reset" in actions and "password.reset_requested" in actions
 
 
 async def test_unknown_email_gets_the_same_answer_and_no_mail(client, make_tenant, worker, sink):

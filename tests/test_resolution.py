@@ -116,19 +116,21 @@ async def test_bad_tokens_are_401(client, make_tenant, settings):
     }
 
     def sign(claims, secret=key, alg="HS256", kid="primary"):
-        return jwt.encode(claims, secret, alg, headers={"kid": kid} if kid else None)
+        headers = {"kid": kid, "typ": "at+jwt"} if kid else {"typ": "at+jwt"}
+        return jwt.encode(claims, secret, alg, headers=headers)
 
     me = (await client.get("/api/v1/users/me", headers=await login(client, tenant))).json()
     good = {**base, "sub": me["id"]}
     cases = {
-        "expired": sign({**good, "exp": now - dt.timedelta(seconds=1)}),
+        "expired": sign({**good, "exp": now - dt.timedelta(seconds=30)}),
         "not yet valid": sign({**good, "nbf": now + dt.timedelta(minutes=1)}),
         "wrong key": sign(good, "another-secret-key-of-enough-length!!"),
         "no kid": sign(good, kid=None),
         "unknown kid": sign(good, kid="retired"),
         "wrong audience": sign({**good, "aud": "other"}),
         "wrong issuer": sign({**good, "iss": "other"}),
-        "alg none": jwt.encode(good, None, "none", headers={"kid": "primary"}),
+        "alg none": jwt.encode(good, None, "none", headers={"kid": "primary", "typ": "at+jwt"}),
+        "untyped header": jwt.encode(good, key, "HS256", headers={"kid": "primary"}),
         "unknown user": sign(base),
         "not an access token": sign({**good, "typ": "refresh"}),
         "no jti": sign({k: v for k, v in good.items() if k != "jti"}),

@@ -23,7 +23,17 @@ async def test_login_returns_token_pair(client, make_tenant):
     assert body["refresh_token"].startswith("tfr_") and len(body["refresh_token"]) >= 40
 
 
-async def test_refresh_rotates_and_reuse_revokes_family(client, make_tenant):
+def _age_used_tokens(sync_engine, tenant) -> None:
+    with sync_engine.begin() as conn:
+        conn.execute(
+            text(
+                f'UPDATE "{tenant.record.schema_name}".refresh_tokens '
+                "SET used_at = used_at - interval '1 minute' WHERE used_at IS NOT NULL"
+            )
+        )
+
+
+async def test_refresh_rotates_and_reuse_revokes_family(client, make_tenant, sync_engine):
     tenant = make_tenant("rot")
     first = await login_as(client, tenant, tenant.email)
     resp = await _refresh(client, tenant, first["refresh_token"])
@@ -32,7 +42,11 @@ async def test_refresh_rotates_and_reuse_revokes_family(client, make_tenant):
     assert second["refresh_token"] != first["refresh_token"]
     me = await client.get("/api/v1/users/me", headers=bearer(tenant, second["access_token"]))
     assert me.status_code == 200
-    # The spent token again: refused, and its successor dies with the family.
+    # The spent token again, right away: refused, but taken for the client's own race.
+    assert_problem(await _refresh(client, tenant, first["refresh_token"]), 401)
+    me = await client.get("/api/v1/users/me", headers=bearer(tenant, second["access_token"]))
+    _age_used_tokens(sync_engine, tenant)
+    # Later: theft. Refused, and its successor dies with the family.
     assert_problem(await _refresh(client, tenant, first["refresh_token"]), 401)
     assert_problem(await _refresh(client, tenant, second["refresh_token"]), 401)
     # Another login (another family) is untouched.
@@ -40,11 +54,36 @@ async def test_refresh_rotates_and_reuse_revokes_family(client, make_tenant):
     assert (await _refresh(client, tenant, other["refresh_token"])).status_code == 200
 
 
-async def test_parallel_refresh_of_one_token_succeeds_once(client, make_tenant):
+async def test_parallel_refresh_of_one_token_succeeds_once(client, make_tenant, sync_engine):
     tenant = make_tenant("race")
     token = (await login_as(client, tenant, tenant.email))["refresh_token"]
     results = await asyncio.gather(*(_refresh(client, tenant, token) for _ in range(10)))
     assert sorted(r.status_code for r in results).count(200) == 1
+    # Two tabs racing is not theft: the winner's session lives on.
+    [winner] = [r.json() for r in results if r.status_code == 200]
+    assert (await _refresh(client, tenant, winner["refresh_token"])).status_code == 200
+    with sync_engine.connect() as conn:
+        expiries = conn.execute(
+            text(f'SELECT DISTINCT expires_at FROM "{tenant.record.schema_name}".refresh_tokens')
+        ).all()
+    assert len(expiries) == 1  # rotation never extends the family's lifetime
+
+
+async def test_logout_racing_a_refresh_ends_the_session(client, make_tenant):
+    tenant = make_tenant("lrace")
+    for _ in range(15):
+        token = (await login_as(client, tenant, tenant.email))["refresh_token"]
+        refreshed, _ = await asyncio.gather(
+            _refresh(client, tenant, token),
+            client.post(
+                "/api/v1/auth/logout",
+                json={"refresh_token": token},
+                headers={"X-Tenant": tenant.slug},
+            ),
+        )
+        if refreshed.status_code == 200:
+            successor = refreshed.json()["refresh_token"]
+            assert_problem(await _refresh(client, tenant, successor), 401)
 
 
 async def test_logout_revokes_family_and_is_idempotent(client, make_tenant):

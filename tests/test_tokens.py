@@ -72,7 +72,11 @@ def _issue(service: TokenService) -> str:
 def test_each_algorithm_round_trips_and_names_its_key(key):
     service = _service([key])
     token = _issue(service)
-    assert jwt.get_unverified_header(token) == {"alg": key["alg"], "kid": key["kid"], "typ": "JWT"}
+    assert jwt.get_unverified_header(token) == {
+        "alg": key["alg"],
+        "kid": key["kid"],
+        "typ": "at+jwt",
+    }
     claims = service.decode(token)
     assert claims is not None
     assert set(claims) >= {"sub", "tid", "role", "exp", "iat", "nbf", "aud", "iss", "jti", "typ"}
@@ -126,16 +130,37 @@ def test_hs_rs_confusion_and_alg_none_are_refused():
     assert mixed.decode(rs_token) is None
 
 
+def test_key_material_must_fit_its_algorithm():
+    from backend.identity.tokens import configured_keys
+
+    for alg, pem in (("RS256", ED_PRIVATE), ("EdDSA", RSA_PRIVATE), ("ES256", RSA_PRIVATE)):
+        settings = Settings(jwt_keys=[{"kid": "x", "alg": alg, "private_key": pem}])
+        with pytest.raises(ValueError, match="cannot sign"):
+            configured_keys(settings)
+
+
+def test_header_typ_and_clock_leeway():
+    service = _service([{"kid": "hs", "alg": "HS256", "secret": HS_A}])
+    claims = jwt.decode(_issue(service), options={"verify_signature": False})
+    plain = jwt.encode(claims, HS_A, "HS256", headers={"kid": "hs"})  # typ "JWT"
+    assert service.decode(plain) is None
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    skewed = {**claims, "iat": now + 5, "nbf": now + 5}  # another host's clock, 5 s ahead
+    token = jwt.encode(skewed, HS_A, "HS256", headers={"kid": "hs", "typ": "at+jwt"})
+    assert service.decode(token) is not None
+
+
 def test_token_expiry_and_audience():
     service = _service([{"kid": "hs", "alg": "HS256", "secret": HS_A}])
     claims = jwt.decode(_issue(service), options={"verify_signature": False})
     for change in (
-        {"exp": int((dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)).timestamp())},
+        {"exp": int((dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)).timestamp())},
         {"aud": "someone-else"},
         {"iss": "someone-else"},
         {"typ": "operator"},
     ):
-        token = jwt.encode({**claims, **change}, HS_A, "HS256", headers={"kid": "hs"})
+        headers = {"kid": "hs", "typ": "at+jwt"}
+        token = jwt.encode({**claims, **change}, HS_A, "HS256", headers=headers)
         assert service.decode(token) is None, change
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fastapi import Request
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
 from tenancy.db import tenant_session
 from tenancy.registry import TenantRecord
 
-ACTIONS = (
+AuditAction = Literal[
     "login.succeeded",
     "login.failed",
     "login.locked",
@@ -36,7 +36,8 @@ ACTIONS = (
     "invite.revoked",
     "password.reset_requested",
     "password.reset",
-)
+]
+ACTIONS: tuple[str, ...] = get_args(AuditAction)
 
 
 def client_ip(request: Request | None) -> str | None:

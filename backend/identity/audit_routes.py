@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.identity import audit
+from backend.identity.audit import AuditAction
 from backend.identity.permissions import Principal, requires
 from backend.identity.schemas import AuditEventRead
 from backend.kit.deps import TenantDB
@@ -27,7 +28,7 @@ async def list_audit(
     db: TenantDB,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-    action: Annotated[str | None, Query(max_length=64, description="e.g. login.failed")] = None,
+    action: Annotated[AuditAction | None, Query(description="Only events of this action.")] = None,
 ) -> Page[AuditEventRead]:
     rows, next_cursor = await audit.list_events(db, limit=limit, cursor=cursor, action=action)
     return Page[AuditEventRead](

@@ -64,6 +64,18 @@ async def list_invites(
     return Page[InviteRead](items=await invites.list(tenant))
 
 
+@router.get(
+    "/{invite_id}",
+    response_model=InviteRead,
+    responses=problem_responses(*ERRORS),
+    summary="An open invite",
+)
+async def get_invite(
+    invite_id: uuid.UUID, _caller: Manager, tenant: CurrentTenant, invites: InvitesDep
+) -> InviteRead:
+    return await invites.get(tenant, invite_id)
+
+
 @router.delete(
     "/{invite_id}",
     status_code=status.HTTP_204_NO_CONTENT,

@@ -87,6 +87,26 @@ class Invites:
         )
         return invite
 
+    @staticmethod
+    async def _inviter_still_may(session: AsyncSession, data: dict[str, str]) -> bool:
+        """An invite grants at most its inviter's current role, and nothing once the inviter
+        is deactivated (invites made with an API key have no inviter and stand)."""
+        inviter = data.get("invited_by")
+        if not inviter:
+            return True
+        row = (
+            await session.execute(
+                select(COLS.role, COLS.is_active).where(COLS.id == uuid.UUID(inviter))
+            )
+        ).first()
+        return row is not None and row.is_active and not outranks(data["role"], row.role)
+
+    async def get(self, tenant: TenantRecord, invite_id: uuid.UUID) -> InviteRead:
+        for invite in await self.list(tenant):
+            if invite.id == invite_id:
+                return invite
+        raise Problem(404, "invite-not-found", f"No open invite {invite_id}.")
+
     async def list(self, tenant: TenantRecord) -> list[InviteRead]:
         rows = [InviteRead.model_validate(d) for d in await self.tokens.outstanding(tenant.id)]
         return sorted(rows, key=lambda i: i.created_at, reverse=True)
@@ -121,6 +141,9 @@ class Invites:
         except Busy as exc:
             raise Problem(409, "invite-in-use", "This invite is being accepted right now.") from exc
         if claim is None:
+            return None
+        if not await self._inviter_still_may(session, claim.data):
+            await self.tokens.complete(claim)  # the invite died with its inviter's authority
             return None
         try:
             hashed = await anyio.to_thread.run_sync(password_helper.hash, data.password)

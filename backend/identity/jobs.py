@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from backend.config import get_settings
+from backend.identity.models import AuditEvent
 from backend.identity.onetime import queue_issue
 from backend.identity.resets import fingerprint, reset_url
 from backend.identity.users import COLS
@@ -38,6 +39,17 @@ def send_password_reset(email: str) -> bool:
         row = session.execute(
             select(COLS.id, COLS.hashed_password, COLS.is_active).where(COLS.email == email)
         ).first()
+        if row is not None and row.is_active:
+            session.add(
+                AuditEvent(
+                    id=uuid.uuid4(),
+                    action="password.reset_requested",
+                    actor_type="anonymous",
+                    target_type="user",
+                    target_id=str(row.id),
+                    details={},
+                )
+            )
     if row is None or not row.is_active:
         log.info("password reset for tenant %s: no active account, nothing sent", tenant.slug)
         return False

@@ -74,6 +74,19 @@ async def list_keys(_caller: Manager, db: TenantDB) -> Page[ApiKeyRead]:
     return Page[ApiKeyRead](items=[ApiKeyRead.model_validate(k) for k in rows])
 
 
+@router.get(
+    "/{key_id}",
+    response_model=ApiKeyRead,
+    responses=problem_responses(*ERRORS),
+    summary="An API key (never its secret)",
+)
+async def get_key(key_id: uuid.UUID, _caller: Manager, db: TenantDB) -> ApiKey:
+    key = await db.get(ApiKey, key_id)
+    if key is None:
+        raise Problem(404, "api-key-not-found", f"No API key {key_id}.")
+    return key
+
+
 @router.delete(
     "/{key_id}",
     status_code=status.HTTP_204_NO_CONTENT,

@@ -70,7 +70,9 @@ async def forgot_password(
         raise too_many(wait, "reset requests for this account or address")
     await throttle.fail(limits)
     await anyio.to_thread.run_sync(
-        lambda: send_password_reset.apply_async(kwargs={"email": email}, tenant=tenant)
+        lambda: send_password_reset.apply_async(
+            kwargs={"email": email}, tenant=tenant, argsrepr="()", kwargsrepr="{'email': '…'}"
+        )
     )
     return Accepted(detail=FORGOT_ACCEPTED)
 

@@ -130,7 +130,15 @@ async def refresh(
     )
     if not rotation.ok:
         if rotation.reused:
-            audit.record(db, "refresh.reused", actor_type="anonymous", request=request)
+            audit.record(
+                db,
+                "refresh.reused",
+                actor_type="anonymous",
+                target_type="user",
+                target_id=rotation.user_id,
+                request=request,
+                details={"family_id": str(rotation.family_id)},
+            )
         # The family revocation must stick although the request is refused.
         await db.commit()
         raise Problem(

@@ -21,6 +21,11 @@ from backend.identity.secrets import digest, new_secret
 PREFIX = "tfr_"
 
 
+#: A superseded token presented again this soon after its use is a client's own race (two
+#: tabs refreshing at once), not theft: it is refused without revoking the family.
+REUSE_GRACE = dt.timedelta(seconds=10)
+
+
 @dataclass(frozen=True, slots=True)
 class Rotation:
     """The outcome of presenting a refresh token."""
@@ -28,6 +33,8 @@ class Rotation:
     user: User | None
     token: str | None
     reused: bool = False  # a superseded token: its family was just revoked
+    user_id: uuid.UUID | None = None
+    family_id: uuid.UUID | None = None
 
     @property
     def ok(self) -> bool:
@@ -39,7 +46,12 @@ def _now() -> dt.datetime:
 
 
 def issue(
-    session: AsyncSession, user_id: uuid.UUID, *, lifetime: int, family_id: uuid.UUID | None = None
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    lifetime: int,
+    family_id: uuid.UUID | None = None,
+    expires_at: dt.datetime | None = None,
 ) -> str:
     """A new refresh token (added to the unit of work; returned once, never stored)."""
     token = PREFIX + new_secret()
@@ -51,7 +63,7 @@ def issue(
             family_id=family_id or uuid.uuid4(),
             token_hash=digest(token),
             created_at=now,
-            expires_at=now + dt.timedelta(seconds=lifetime),
+            expires_at=expires_at or now + dt.timedelta(seconds=lifetime),
         )
     )
     return token
@@ -91,8 +103,17 @@ async def rotate(session: AsyncSession, token: str, *, lifetime: int) -> Rotatio
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return Rotation(None, None)
     if row.used_at is not None:
+        if now - row.used_at < REUSE_GRACE:
+            return Rotation(None, None)
         await revoke_family(session, row.family_id)
-        return Rotation(None, None, reused=True)
+        return Rotation(None, None, reused=True, user_id=row.user_id, family_id=row.family_id)
+    # A logout that raced an earlier rotation may have revoked the family after this row was
+    # read: the family, not just this row, must be live.
+    revoked = select(RefreshToken.id).where(
+        RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_not(None)
+    )
+    if (await session.scalars(revoked.limit(1))).first() is not None:
+        return Rotation(None, None)
     user = await session.get(User, row.user_id)
     if user is None or not user.is_active:
         return Rotation(None, None)
@@ -104,13 +125,19 @@ async def rotate(session: AsyncSession, token: str, *, lifetime: int) -> Rotatio
             RefreshToken.expires_at < now - dt.timedelta(days=1),
         )
     )
-    successor = issue(session, user.id, lifetime=lifetime, family_id=row.family_id)
+    # The successor inherits the expiry: a family lives at most one lifetime from its login,
+    # however often it is refreshed.
+    successor = issue(
+        session, user.id, lifetime=lifetime, family_id=row.family_id, expires_at=row.expires_at
+    )
     return Rotation(user, successor)
 
 
 async def logout(session: AsyncSession, token: str) -> uuid.UUID | None:
     """Revoke the family of ``token``; the user id, or None for an unknown token."""
-    row = await _find(session, token, lock=False)
+    # Locked like a rotation, so a logout racing a refresh waits for it and then revokes the
+    # successor too.
+    row = await _find(session, token, lock=True)
     if row is None:
         return None
     await revoke_family(session, row.family_id)

@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from backend.config import JwtKey, Settings
 from tenancy.registry import TenantRecord
@@ -32,20 +33,44 @@ class SigningKey:
     verify: Any
 
 
+#: The key types each asymmetric algorithm takes.
+KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "RS256": (rsa.RSAPrivateKey, rsa.RSAPublicKey),
+    "ES256": (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey),
+    "EdDSA": (
+        ed25519.Ed25519PrivateKey,
+        ed25519.Ed25519PublicKey,
+        ed448.Ed448PrivateKey,
+        ed448.Ed448PublicKey,
+    ),
+}
+#: Seconds of clock difference between API hosts tolerated on exp, nbf and iat.
+LEEWAY = 10
+#: The JOSE header typ of access tokens (RFC 9068; RFC 8725 section 3.11 explicit typing).
+ACCESS_HEADER_TYP = "at+jwt"
+
+
+def _checked(key: JwtKey, material: Any) -> Any:
+    if not isinstance(material, KEY_TYPES[key.alg]):
+        raise ValueError(f"key {key.kid}: a {type(material).__name__} cannot sign {key.alg}")
+    curve = getattr(material, "curve", None)  # EC keys only
+    if curve is not None and curve.name != "secp256r1":
+        raise ValueError(f"key {key.kid}: ES256 needs a P-256 key")
+    return material
+
+
 def load_key(key: JwtKey) -> SigningKey:
     if key.alg.startswith("HS"):
         assert key.secret is not None
         secret = key.secret.get_secret_value().encode()
         return SigningKey(key.kid, key.alg, secret, secret)
     if key.private_key is not None:
-        private = serialization.load_pem_private_key(
-            key.private_key.get_secret_value().encode(), password=None
-        )
+        raw = key.private_key.get_secret_value().encode()
+        private = _checked(key, serialization.load_pem_private_key(raw, password=None))
         return SigningKey(key.kid, key.alg, private, private.public_key())
     assert key.public_key is not None
-    return SigningKey(
-        key.kid, key.alg, None, serialization.load_pem_public_key(key.public_key.encode())
-    )
+    public = _checked(key, serialization.load_pem_public_key(key.public_key.encode()))
+    return SigningKey(key.kid, key.alg, None, public)
 
 
 def configured_keys(settings: Settings) -> tuple[dict[str, SigningKey], SigningKey]:
@@ -89,7 +114,7 @@ class TokenService:
             payload,
             self._signer.sign,
             algorithm=self._signer.alg,
-            headers={"kid": self._signer.kid},
+            headers={"kid": self._signer.kid, "typ": ACCESS_HEADER_TYP},
         )
 
     def issue(self, *, user_id: uuid.UUID, role: str, tenant: TenantRecord) -> str:
@@ -108,6 +133,8 @@ class TokenService:
         key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None or header.get("alg") != key.alg or key.alg not in ALLOWED_ALGORITHMS:
             return None
+        if header.get("typ") != ACCESS_HEADER_TYP:
+            return None
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -115,6 +142,7 @@ class TokenService:
                 algorithms=[key.alg],
                 audience=audience or self._audience,
                 issuer=self._issuer,
+                leeway=LEEWAY,
                 options={"require": ["exp", "iat", "nbf", "sub", "aud", "iss", "jti"]},
             )
         except jwt.PyJWTError:

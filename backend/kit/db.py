@@ -69,13 +69,17 @@ def install_tenant_guard(engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", _refuse_unbound)
 
 
+# Bound parameters (emails, password hashes, token digests) never reach error messages and
+# logs: SQLAlchemy leaves them out of the exceptions it raises.
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    kwargs.setdefault("hide_parameters", True)
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
     install_tenant_guard(engine)
     return engine
 
 
 def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    kwargs.setdefault("hide_parameters", True)
     engine = create_async_engine(url, pool_pre_ping=True, **kwargs)
     install_tenant_guard(engine.sync_engine)
     return engine
