@@ -1,9 +1,10 @@
-"""Benchmarks of tenant provisioning and of migrating every tenant schema.
+"""Benchmarks of tenant provisioning, of migrating every tenant schema and of tenant login.
 
 Each benchmark is a module with a ``run`` entry point (``python -m bench.provisioning.run``,
-``python -m bench.migrate.run``). This package holds what they share: a throwaway database that
-is dropped even when the run fails, timing summaries, figures printed as plain lines with a ratio
-against a baseline measured in the same run, and progress on stderr.
+``python -m bench.migrate.run``, ``python -m bench.login.run``). This package holds what they
+share: a throwaway database that is dropped even when the run fails, timing summaries, figures
+printed as plain lines with a ratio against a baseline measured in the same run, and progress
+on stderr.
 """
 
 from __future__ import annotations

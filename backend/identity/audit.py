@@ -1,8 +1,7 @@
 """Security events per tenant: recorded with the change they describe, listed by admins.
 
 ``record`` adds the event to the caller's unit of work, so it commits (or not) with the change.
-``record_detached`` commits at once in a session of its own: for events about a request that
-is refused (a failed login), whose own transaction rolls back.
+A route that refuses a request but must keep its event (a failed login) commits it itself.
 """
 
 from __future__ import annotations
@@ -13,12 +12,10 @@ from typing import Any, Literal, get_args
 
 from fastapi import Request
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.identity.models import AuditEvent
 from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
-from tenancy.db import tenant_session
-from tenancy.registry import TenantRecord
 
 AuditAction = Literal[
     "login.succeeded",
@@ -93,32 +90,6 @@ def record(
             details=details,
         )
     )
-
-
-async def record_detached(
-    engine: AsyncEngine,
-    tenant: TenantRecord,
-    action: str,
-    *,
-    actor_type: str = "anonymous",
-    actor_id: uuid.UUID | None = None,
-    target_type: str | None = None,
-    target_id: Any = None,
-    request: Request | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    async with tenant_session(engine, tenant) as session:
-        record(
-            session,
-            action,
-            actor_type=actor_type,
-            actor_id=actor_id,
-            target_type=target_type,
-            target_id=target_id,
-            request=request,
-            details=details,
-        )
-        await session.commit()
 
 
 async def list_events(

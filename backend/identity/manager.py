@@ -44,8 +44,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
         Hashing costs tens of milliseconds of CPU, so it runs off the event loop (in the loop
         it would stall every other request of the process). Unknown emails still pay one hash
-        (no timing oracle), and an upgraded hash is set on the row for the request's unit of
-        work to commit.
+        (no timing oracle). An upgraded hash is set on the row of an active user, for the
+        request's unit of work to commit; a failed login changes no row (its route commits the
+        audit event in the same session).
         """
         try:
             user = await self.get_by_email(email)
@@ -55,7 +56,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         verified, new_hash = await anyio.to_thread.run_sync(
             self.password_helper.verify_and_update, password, user.hashed_password
         )
-        if verified and new_hash is not None:
+        if verified and new_hash is not None and user.is_active:
             user.hashed_password = new_hash
         return user, verified
 

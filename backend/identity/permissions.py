@@ -135,7 +135,7 @@ def requires(action: str) -> Any:
 def public() -> Any:
     """Marks a tenant route that needs no caller (login, refresh, invite accept, ...)."""
 
-    def open_route() -> None:
+    async def open_route() -> None:  # async: a plain def would cost a thread-pool hop
         return None
 
     open_route.permission = None  # type: ignore[attr-defined]

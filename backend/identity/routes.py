@@ -23,31 +23,31 @@ from backend.kit.throttle import LoginGuard, too_many_logins
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
 
-class LoginForm(OAuth2PasswordRequestForm):
-    """The OAuth2 password form with length limits (argon2 of a megabyte is a cheap DoS)."""
-
-    def __init__(
-        self,
-        username: Annotated[str, Form(min_length=1, max_length=320)],
-        password: Annotated[str, Form(min_length=1, max_length=1024)],
-        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
-        scope: Annotated[str, Form(max_length=1000)] = "",
-    ) -> None:
-        super().__init__(username=username, password=password, grant_type=grant_type, scope=scope)
-
-
 def _ip(request: Request) -> str:
     return audit.client_ip(request) or "unknown"
 
 
-def login_form(form: Annotated[LoginForm, Depends()]) -> LoginForm:
-    """The OAuth2 password form, refusing NUL like every other free-text input (422)."""
-    bad = [name for name in ("username", "password") if "\x00" in getattr(form, name)]
+async def login_form(
+    username: Annotated[str, Form(min_length=1, max_length=320)],
+    password: Annotated[str, Form(min_length=1, max_length=1024)],
+    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    scope: Annotated[str, Form(max_length=1000)] = "",
+) -> OAuth2PasswordRequestForm:
+    """The OAuth2 password form with length limits (argon2 of a megabyte is a cheap DoS),
+    refusing NUL like every other free-text input (422).
+
+    One ``async def`` rather than a form class: FastAPI would build the class in the thread pool.
+    """
+    bad = [
+        name for name, value in (("username", username), ("password", password)) if "\x00" in value
+    ]
     if bad:
         raise RequestValidationError(
             [{"loc": ("body", name), "msg": NUL_MESSAGE, "type": "value_error"} for name in bad]
         )
-    return form
+    return OAuth2PasswordRequestForm(
+        username=username, password=password, grant_type=grant_type, scope=scope
+    )
 
 
 @router.post(
@@ -59,7 +59,7 @@ def login_form(form: Annotated[LoginForm, Depends()]) -> LoginForm:
 )
 async def login(
     request: Request,
-    credentials: Annotated[LoginForm, Depends(login_form)],
+    credentials: Annotated[OAuth2PasswordRequestForm, Depends(login_form)],
     manager: UserManagerDep,
     tenant: CurrentTenant,
     resources: ResourcesDep,
@@ -80,15 +80,18 @@ async def login(
     user, verified = await manager.check_password(email, credentials.password)
     if user is None or not verified or not user.is_active:
         locked = await guard.fail()
-        await audit.record_detached(
-            resources.engine,
-            tenant,
+        # The request's own session holds nothing else (check_password changes no row of a
+        # failed login), so the event commits there: no second connection for a refusal.
+        audit.record(
+            db,
             "login.locked" if locked else "login.failed",
+            actor_type="anonymous",
             target_type="user" if user else None,
             target_id=user.id if user else None,
             request=request,
             details={"email": email[:320], **({"locked_seconds": locked} if locked else {})},
         )
+        await db.commit()
         raise Problem(
             401,
             "invalid-credentials",

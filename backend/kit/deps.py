@@ -12,12 +12,15 @@ from backend.kit.resources import Resources
 from tenancy.db import tenant_session
 from tenancy.registry import TenantRecord
 
+# Trivial dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in the thread
+# pool, a hop that costs more than the work (measured with bench.login).
 
-def get_resources(request: Request) -> Resources:
+
+async def get_resources(request: Request) -> Resources:
     return request.app.state.resources  # type: ignore[no-any-return]
 
 
-def get_tenant(request: Request) -> TenantRecord:
+async def get_tenant(request: Request) -> TenantRecord:
     """The tenant bound by the middleware (tenant routes only)."""
     return request.state.tenant  # type: ignore[no-any-return]
 
