@@ -37,16 +37,20 @@ from backend.config import Settings
 from backend.kit.errors import Problem
 from tenancy import keys
 
-# Returns the longest remaining lock of KEYS in ms (0 when none is locked).
+# Returns {the longest remaining lock of KEYS in ms (0 when none is locked), how many of KEYS
+# hold failures}.
 _CHECK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local wait = 0
+local counted = 0
 for _, key in ipairs(KEYS) do
-  local locked_until = tonumber(redis.call('HGET', key, 'until') or '0')
+  local state = redis.call('HMGET', key, 'until', 'n')
+  local locked_until = tonumber(state[1] or '0')
   if locked_until - now > wait then wait = locked_until - now end
+  if state[2] then counted = counted + 1 end
 end
-return wait
+return {wait, counted}
 """
 
 # ARGV holds four numbers per key: max failures, first lockout ms, max lockout ms, forget ms.
@@ -136,8 +140,12 @@ class Throttle:
 
     async def check(self, keys: Iterable[str]) -> int | None:
         """Seconds until every key is unlocked, or None when none is locked."""
-        waited = await self._check(keys=_same_slot(list(keys)))
-        return _seconds(int(waited))
+        return (await self.probe(keys))[0]
+
+    async def probe(self, keys: Iterable[str]) -> tuple[int | None, bool]:
+        """(what ``check`` returns, whether any of the keys holds failures at all)."""
+        waited, counted = await self._check(keys=_same_slot(list(keys)))
+        return _seconds(int(waited)), int(counted) > 0
 
     async def fail(self, limits: Mapping[str, Policy]) -> int | None:
         """Count one failure on every key; seconds of the lock it started, if any."""
@@ -179,6 +187,7 @@ class LoginGuard:
         address: str,
     ) -> None:
         self.throttle = Throttle(redis)
+        self._account_counted = True  # until check() finds out
         self.account_key = keys.throttle_key(tenant_id, action, "account", account)
         self.account = {self.account_key: login_policy(settings, settings.login_max_failures)}
         address_key = keys.throttle_key(None, action, "address", address)
@@ -188,10 +197,10 @@ class LoginGuard:
 
     async def check(self) -> int | None:
         """Seconds until the attempt may be made, or None when neither counter is locked."""
-        waits = await asyncio.gather(
-            self.throttle.check(self.account), self.throttle.check(self.address)
+        (account_wait, self._account_counted), address_wait = await asyncio.gather(
+            self.throttle.probe(self.account), self.throttle.check(self.address)
         )
-        locked = [w for w in waits if w is not None]
+        locked = [w for w in (account_wait, address_wait) if w is not None]
         return max(locked) if locked else None
 
     async def fail(self) -> int | None:
@@ -204,8 +213,10 @@ class LoginGuard:
 
     async def succeed(self) -> None:
         """Forget the account's failures; never the address's (a good login must not reset
-        what was spent guessing other accounts)."""
-        await self.throttle.clear([self.account_key])
+        what was spent guessing other accounts). Nothing to do (no round trip) when the check
+        found none."""
+        if self._account_counted:
+            await self.throttle.clear([self.account_key])
 
 
 def too_many(wait: int, what: str, code: str = "too-many-attempts") -> Problem:
