@@ -31,6 +31,7 @@ from backend.operators.tokens import OperatorTokenService
 from backend.platform.routes import router as platform_router
 from backend.projects.routes import router as projects_router
 from backend.tasks.comment_routes import router as comments_router
+from backend.tasks.label_routes import router as labels_router
 from tenancy.middleware import TenantMiddleware
 from tenancy.migrate import head
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         projects_router,
         comments_router,
+        labels_router,
         operators_router,
         platform_router,
     ):
