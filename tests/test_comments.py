@@ -47,7 +47,7 @@ async def test_post_read_and_list_a_comment(client, world, add_user):
     cached = await client.get(made.headers["Location"], headers={**owner, "If-None-Match": '"v1"'})
     assert cached.status_code == 304
 
-    viewer_id, viewer = await _as(client, tenant, add_user, "viewer")
+    _, viewer = await _as(client, tenant, add_user, "viewer")
     listed = await client.get(f"/api/v1/tasks/{task_id}/comments", headers=viewer)
     assert listed.status_code == 200
     assert listed.json() == {"items": [comment], "next_cursor": None}

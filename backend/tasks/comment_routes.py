@@ -1,11 +1,16 @@
-"""Comments: posted and listed under a task, read, edited and deleted by their own id."""
+"""Comments: posted and listed under a task, read, edited and deleted by their own id.
+
+The task or comment a route acts on is loaded by a dependency declared after the permission:
+an unknown id (another tenant's, say) is 404 before the body is validated, and a role that may
+not act is 403 before anything is looked up.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from backend.identity.permissions import Principal, requires
 from backend.kit.deps import TenantDB
@@ -14,10 +19,23 @@ from backend.kit.etag import if_match_of, not_modified, not_modified_response, s
 from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from backend.tasks import comments
 from backend.tasks.comments import CommentRead, CommentWrite
-from backend.tasks.models import Comment
+from backend.tasks.lookup import task_or_404
+from backend.tasks.models import Comment, Task
 
 router = APIRouter(prefix="/api/v1", tags=["comments"])
 ERRORS = (400, 401, 403, 404, 422)
+
+
+async def _task_to_comment_on(task_id: uuid.UUID, db: TenantDB) -> Task:
+    return await task_or_404(db, task_id, lock=True)
+
+
+async def _comment(comment_id: uuid.UUID, db: TenantDB) -> Comment:
+    return await comments.get(db, comment_id)
+
+
+TaskToCommentOn = Annotated[Task, Depends(_task_to_comment_on)]
+ExistingComment = Annotated[Comment, Depends(_comment)]
 
 
 @router.post(
@@ -28,13 +46,13 @@ ERRORS = (400, 401, 403, 404, 422)
     summary="Comment on a task (posted with an API key: no author, so nobody can edit it)",
 )
 async def create_comment(
-    task_id: uuid.UUID,
     data: CommentWrite,
     caller: Annotated[Principal, requires("comments:create")],
+    task: TaskToCommentOn,
     db: TenantDB,
     response: Response,
 ) -> Comment:
-    comment = await comments.create(db, task_id, data, caller=caller)
+    comment = await comments.create(db, task, data, caller=caller)
     response.headers["Location"] = f"/api/v1/comments/{comment.id}"
     set_etag(response, comment.version)
     return comment
@@ -68,11 +86,9 @@ async def list_comments(
 async def get_comment(
     request: Request,
     response: Response,
-    comment_id: uuid.UUID,
     _caller: Annotated[Principal, requires("comments:read")],
-    db: TenantDB,
+    comment: ExistingComment,
 ) -> Comment | Response:
-    comment = await comments.get(db, comment_id)
     if not_modified(request, comment.version):
         return not_modified_response(comment.version)
     set_etag(response, comment.version)
@@ -88,14 +104,12 @@ async def get_comment(
 async def update_comment(
     request: Request,
     response: Response,
-    comment_id: uuid.UUID,
     data: CommentWrite,
     caller: Annotated[Principal, requires("comments:update")],
+    comment: ExistingComment,
     db: TenantDB,
 ) -> Comment:
-    comment = await comments.update(
-        db, comment_id, data, caller=caller, if_match=if_match_of(request)
-    )
+    comment = await comments.update(db, comment, data, caller=caller, if_match=if_match_of(request))
     set_etag(response, comment.version)
     return comment
 
@@ -108,9 +122,9 @@ async def update_comment(
 )
 async def delete_comment(
     request: Request,
-    comment_id: uuid.UUID,
     caller: Annotated[Principal, requires("comments:delete")],
+    comment: ExistingComment,
     db: TenantDB,
 ) -> Response:
-    await comments.delete(db, comment_id, caller=caller, if_match=if_match_of(request))
+    await comments.delete(db, comment, caller=caller, if_match=if_match_of(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

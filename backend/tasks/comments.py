@@ -23,7 +23,7 @@ from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
 from backend.kit.text import FreeText
 from backend.kit.types import InputModel
 from backend.tasks.lookup import task_or_404
-from backend.tasks.models import Comment
+from backend.tasks.models import Comment, Task
 
 MAX_BODY = 20_000
 
@@ -63,11 +63,10 @@ def _forbidden(action: str, detail: str) -> Problem:
 
 
 async def create(
-    session: AsyncSession, task_id: uuid.UUID, data: CommentWrite, *, caller: Principal
+    session: AsyncSession, task: Task, data: CommentWrite, *, caller: Principal
 ) -> Comment:
-    """Post a comment on a task of the current tenant."""
-    await task_or_404(session, task_id, lock=True)
-    comment = Comment(id=uuid.uuid4(), task_id=task_id, author_id=caller.user_id, body=data.body)
+    """Post a comment on a task (found with ``task_or_404(..., lock=True)``)."""
+    comment = Comment(id=uuid.uuid4(), task_id=task.id, author_id=caller.user_id, body=data.body)
     session.add(comment)
     await session.flush()
     await session.refresh(comment)
@@ -112,14 +111,13 @@ def _is_author(comment: Comment, caller: Principal) -> bool:
 
 async def update(
     session: AsyncSession,
-    comment_id: uuid.UUID,
+    comment: Comment,
     data: CommentWrite,
     *,
     caller: Principal,
     if_match: IfMatch = None,
 ) -> Comment:
     """Change the body (author only); an unchanged body changes nothing."""
-    comment = await get(session, comment_id)
     if not _is_author(comment, caller):
         raise _forbidden("comments:update", "Only the comment's author may edit it.")
     if if_match is not None:
@@ -133,10 +131,9 @@ async def update(
 
 
 async def delete(
-    session: AsyncSession, comment_id: uuid.UUID, *, caller: Principal, if_match: IfMatch = None
+    session: AsyncSession, comment: Comment, *, caller: Principal, if_match: IfMatch = None
 ) -> None:
     """Delete a comment (its author, or an owner or admin)."""
-    comment = await get(session, comment_id)
     if not (_is_author(comment, caller) or caller.role in ADMINS):
         raise _forbidden(
             "comments:delete", "Only the comment's author or an owner or admin may delete it."
