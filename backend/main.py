@@ -30,6 +30,9 @@ from backend.operators.routes import router as operators_router
 from backend.operators.tokens import OperatorTokenService
 from backend.platform.routes import router as platform_router
 from backend.projects.routes import router as projects_router
+from backend.tasks.comment_routes import router as comments_router
+from backend.tasks.label_routes import router as labels_router
+from backend.tasks.watcher_routes import router as watchers_router
 from tenancy.middleware import TenantMiddleware
 from tenancy.migrate import head
 
@@ -73,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         key_router,
         audit_router,
         projects_router,
+        comments_router,
+        labels_router,
+        watchers_router,
         operators_router,
         platform_router,
     ):

@@ -19,7 +19,10 @@ def _action(route):
     return next(iter(set(_declared(route.dependant))))
 
 
-async def _objects(client, tenant, add_user):
+from tests.task_rows import insert_task
+
+
+async def _objects(client, tenant, add_user, sync_engine):
     """One object of each kind in ``tenant``, by path parameter name."""
     owner = bearer(tenant, (await login_as(client, tenant, tenant.email))["access_token"])
     project = await client.post("/api/v1/projects", json={"name": "secret"}, headers=owner)
@@ -29,19 +32,31 @@ async def _objects(client, tenant, add_user):
     )
     assert invite.status_code == 201, invite.text
     user_id, _ = add_user(tenant, "member")
+    task_id = insert_task(sync_engine, tenant, project.json()["id"])
+    comment = await client.post(
+        f"/api/v1/tasks/{task_id}/comments", json={"body": "secret"}, headers=owner
+    )
+    label = await client.post("/api/v1/labels", json={"name": "secret"}, headers=owner)
+    assert comment.status_code == 201 and label.status_code == 201, (comment.text, label.text)
+    # PUT /tasks/{task_id}/watchers/{user_id} at b must not add a's member to a's task.
     return owner, {
         "invite_id": invite.json()["id"],
         "project_id": project.json()["id"],
         "key_id": key.json()["id"],
         "user_id": str(user_id),
+        "task_id": task_id,
+        "comment_id": comment.json()["id"],
+        "label_id": label.json()["id"],
     }
 
 
 @pytest.mark.parametrize("kind", ["owner token", "admin API key"])
-async def test_other_tenants_ids_are_404_on_every_route(app, client, make_tenant, add_user, kind):
+async def test_other_tenants_ids_are_404_on_every_route(
+    app, client, make_tenant, add_user, sync_engine, kind
+):
     a, b = make_tenant("obja"), make_tenant("objb")
-    a_owner, ids = await _objects(client, a, add_user)
-    b_owner, _ = await _objects(client, b, add_user)
+    a_owner, ids = await _objects(client, a, add_user, sync_engine)
+    b_owner, _ = await _objects(client, b, add_user, sync_engine)
     if kind == "admin API key":
         resp = await client.post(
             "/api/v1/api-keys", json={"name": "o", "role": "admin"}, headers=b_owner
@@ -71,3 +86,9 @@ async def test_other_tenants_ids_are_404_on_every_route(app, client, make_tenant
     assert [i["id"] for i in invites] == [ids["invite_id"]]
     user = await client.get(f"/api/v1/users/{ids['user_id']}", headers=a_owner)
     assert user.json()["is_active"] is True and user.json()["role"] == "member"
+    comment = await client.get(f"/api/v1/comments/{ids['comment_id']}", headers=a_owner)
+    assert comment.json()["body"] == "secret" and comment.json()["version"] == 1
+    label = await client.get(f"/api/v1/labels/{ids['label_id']}", headers=a_owner)
+    assert label.json()["name"] == "secret"
+    watchers = await client.get(f"/api/v1/tasks/{ids['task_id']}/watchers", headers=a_owner)
+    assert watchers.json()["items"] == []

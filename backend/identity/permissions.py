@@ -37,6 +37,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "invites:manage": ADMINS,
     "api_keys:manage": ADMINS,
     "audit:read": ADMINS,
+    # Comments: editing is the author's only and deleting the author's or an admin's; the
+    # per-comment rule is checked in backend.tasks.comments on top of these roles.
+    "comments:read": ALL,
+    "comments:create": WRITERS,
+    "comments:update": WRITERS,
+    "comments:delete": WRITERS,
+    "labels:read": ALL,
+    "labels:create": WRITERS,
+    "labels:manage": ADMINS,
+    # Watching: a member adds or removes themself, an admin anyone (backend.tasks.watchers).
+    "watchers:read": ALL,
+    "watchers:update": WRITERS,
 }
 
 #: Actions only a person may take: an API key can never manage users, invites or keys (a key

@@ -126,5 +126,9 @@ class Comment(TimestampMixin, TenantBase):
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     body: Mapped[str] = mapped_column(Text)
+    #: When the author last changed the body (null if never); updated_at also moves on edits.
     edited_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Bumped on every change; the ETag.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}

@@ -1,0 +1,97 @@
+"""Watchers of a task: the users who follow it (and will be notified of its changes).
+
+A writer may start or stop watching a task themself; an owner or admin may add or remove any
+user. Only active users of the tenant can be added; removing works for any user (a deactivated
+user can still be taken off). Both are idempotent: adding a watcher twice, or removing one who
+is not watching, answers 204 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.identity.models import User
+from backend.identity.permissions import ADMINS, Principal
+from backend.kit.errors import Problem
+from backend.kit.pagination import decode_cursor, encode_cursor
+from backend.tasks.lookup import task_or_404
+from backend.tasks.models import task_watchers
+
+COLS = task_watchers.c
+
+
+async def list_page(
+    session: AsyncSession, task_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[list[uuid.UUID], str | None]:
+    """One page of the ids of a task's watchers (in id order), and the next page's cursor."""
+    after = None
+    if cursor:
+        (raw,) = decode_cursor(cursor, 1)
+        try:
+            after = uuid.UUID(raw) if isinstance(raw, str) else None
+        except ValueError:
+            after = None
+        if after is None:
+            raise Problem(422, "invalid-cursor", "cursor is not one this API returned")
+    await task_or_404(session, task_id)
+    query = (
+        select(COLS.user_id).where(COLS.task_id == task_id).order_by(COLS.user_id).limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(COLS.user_id > after)
+    ids = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(ids) > limit:
+        ids = ids[:limit]
+        next_cursor = encode_cursor([str(ids[-1])])
+    return ids, next_cursor
+
+
+async def _target(
+    session: AsyncSession, task_id: uuid.UUID, user_id: uuid.UUID, caller: Principal
+) -> User:
+    await task_or_404(session, task_id, lock=True)
+    if user_id != caller.user_id and caller.role not in ADMINS:
+        raise Problem(
+            403,
+            "forbidden",
+            "You may only add or remove yourself as a watcher; owners and admins may change "
+            "anyone's.",
+            action="watchers:update",
+        )
+    query = (
+        select(User)
+        .where(User.__table__.c.id == user_id)
+        .with_for_update(read=True, key_share=True)
+    )
+    user = (await session.scalars(query)).first()
+    if user is None:
+        raise Problem(404, "user-not-found", f"No user {user_id}.")
+    return user
+
+
+async def add(
+    session: AsyncSession, task_id: uuid.UUID, user_id: uuid.UUID, *, caller: Principal
+) -> None:
+    """Make a user watch a task (idempotent)."""
+    user = await _target(session, task_id, user_id, caller)
+    if not user.is_active:
+        raise Problem(422, "user-inactive", f"User {user_id} is deactivated and cannot watch.")
+    await session.execute(
+        insert(task_watchers).values(task_id=task_id, user_id=user_id).on_conflict_do_nothing()
+    )
+
+
+async def remove(
+    session: AsyncSession, task_id: uuid.UUID, user_id: uuid.UUID, *, caller: Principal
+) -> None:
+    """Stop a user watching a task (idempotent)."""
+    await _target(session, task_id, user_id, caller)
+    await session.execute(
+        sql_delete(task_watchers).where(COLS.task_id == task_id, COLS.user_id == user_id)
+    )
