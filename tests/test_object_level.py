@@ -12,14 +12,12 @@ import pytest
 from backend.identity.permissions import HUMAN_ONLY
 from tests.conftest import bearer, login_as
 from tests.routes import api_routes
+from tests.task_rows import insert_task
 from tests.test_permissions import _declared
 
 
 def _action(route):
     return next(iter(set(_declared(route.dependant))))
-
-
-from tests.task_rows import insert_task
 
 
 async def _objects(client, tenant, add_user, sync_engine):
