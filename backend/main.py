@@ -30,6 +30,7 @@ from backend.operators.routes import router as operators_router
 from backend.operators.tokens import OperatorTokenService
 from backend.platform.routes import router as platform_router
 from backend.projects.routes import router as projects_router
+from backend.tasks.routes import router as tasks_router
 from tenancy.middleware import TenantMiddleware
 from tenancy.migrate import head
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         key_router,
         audit_router,
         projects_router,
+        tasks_router,
         operators_router,
         platform_router,
     ):
