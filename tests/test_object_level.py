@@ -22,8 +22,13 @@ async def _objects(client, tenant, add_user):
         "/api/v1/invites", json={"email": f"new@{tenant.slug}.example.com"}, headers=owner
     )
     assert invite.status_code == 201, invite.text
+    task = await client.post(
+        f"/api/v1/projects/{project.json()['id']}/tasks", json={"title": "t"}, headers=owner
+    )
+    assert task.status_code == 201, task.text
     user_id, _ = add_user(tenant, "member")
     return owner, {
+        "task_id": task.json()["id"],
         "invite_id": invite.json()["id"],
         "project_id": project.json()["id"],
         "key_id": key.json()["id"],
@@ -61,5 +66,7 @@ async def test_other_tenants_ids_are_404_on_every_route(app, client, make_tenant
     assert keys[0]["revoked_at"] is None
     invites = (await client.get("/api/v1/invites", headers=a_owner)).json()["items"]
     assert [i["id"] for i in invites] == [ids["invite_id"]]
+    task = await client.get(f"/api/v1/tasks/{ids['task_id']}", headers=a_owner)
+    assert task.json()["title"] == "t" and task.json()["version"] == 1
     user = await client.get(f"/api/v1/users/{ids['user_id']}", headers=a_owner)
     assert user.json()["is_active"] is True and user.json()["role"] == "member"

@@ -73,7 +73,7 @@ async def project_of_path(project_id: uuid.UUID, service: WriteService) -> Proje
 
 
 def known_params_only(request: Request) -> None:
-    params = list(request.query_params.keys())
+    params = [name for name, _ in request.query_params.multi_items()]
     unknown = sorted({p for p in params if p not in LIST_PARAMS})
     repeated = sorted({p for p in params if params.count(p) > 1} - set(unknown))
     if unknown or repeated:
