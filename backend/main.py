@@ -32,6 +32,7 @@ from backend.platform.routes import router as platform_router
 from backend.projects.routes import router as projects_router
 from backend.tasks.comment_routes import router as comments_router
 from backend.tasks.label_routes import router as labels_router
+from backend.tasks.routes import router as tasks_router
 from backend.tasks.watcher_routes import router as watchers_router
 from tenancy.middleware import TenantMiddleware
 from tenancy.migrate import head
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         key_router,
         audit_router,
         projects_router,
+        tasks_router,
         comments_router,
         labels_router,
         watchers_router,

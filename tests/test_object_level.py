@@ -12,7 +12,6 @@ import pytest
 from backend.identity.permissions import HUMAN_ONLY
 from tests.conftest import bearer, login_as
 from tests.routes import api_routes
-from tests.task_rows import insert_task
 from tests.test_permissions import _declared
 
 
@@ -29,8 +28,12 @@ async def _objects(client, tenant, add_user, sync_engine):
         "/api/v1/invites", json={"email": f"new@{tenant.slug}.example.com"}, headers=owner
     )
     assert invite.status_code == 201, invite.text
+    task = await client.post(
+        f"/api/v1/projects/{project.json()['id']}/tasks", json={"title": "t"}, headers=owner
+    )
+    assert task.status_code == 201, task.text
     user_id, _ = add_user(tenant, "member")
-    task_id = insert_task(sync_engine, tenant, project.json()["id"])
+    task_id = task.json()["id"]
     comment = await client.post(
         f"/api/v1/tasks/{task_id}/comments", json={"body": "secret"}, headers=owner
     )
@@ -82,6 +85,8 @@ async def test_other_tenants_ids_are_404_on_every_route(
     assert keys[0]["revoked_at"] is None
     invites = (await client.get("/api/v1/invites", headers=a_owner)).json()["items"]
     assert [i["id"] for i in invites] == [ids["invite_id"]]
+    task = await client.get(f"/api/v1/tasks/{ids['task_id']}", headers=a_owner)
+    assert task.json()["title"] == "t" and task.json()["version"] == 1
     user = await client.get(f"/api/v1/users/{ids['user_id']}", headers=a_owner)
     assert user.json()["is_active"] is True and user.json()["role"] == "member"
     comment = await client.get(f"/api/v1/comments/{ids['comment_id']}", headers=a_owner)

@@ -34,6 +34,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "projects:create": WRITERS,
     "projects:update": WRITERS,
     "projects:delete": ADMINS,
+    "tasks:read": ALL,
+    "tasks:create": WRITERS,
+    "tasks:update": WRITERS,
+    # Writers may reach the route; the service lets admins delete any task, others their own.
+    "tasks:delete": WRITERS,
     "invites:manage": ADMINS,
     "api_keys:manage": ADMINS,
     "audit:read": ADMINS,

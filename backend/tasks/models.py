@@ -102,6 +102,8 @@ class Task(TimestampMixin, TenantBase):
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     search: Mapped[str] = mapped_column(TSVECTOR, Computed(SEARCH_DOCUMENT, persisted=True))
 
+    __mapper_args__ = {"version_id_col": version}
+
 
 class Label(TenantBase):
     __tablename__ = "labels"
