@@ -37,6 +37,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "invites:manage": ADMINS,
     "api_keys:manage": ADMINS,
     "audit:read": ADMINS,
+    "analytics:read": ALL,
 }
 
 #: Lower is stronger.
