@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test lint format lock bench-provisioning bench-migrate clean
+.PHONY: install dev test lint format lock bench-provisioning bench-migrate bench-tasks clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench-provisioning: install
 
 bench-migrate: install
 	$(BIN)/python -m bench.migrate.run
+
+bench-tasks: install
+	$(BIN)/python -m bench.tasks.run
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tenantflow > requirements.lock
