@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test lint format lock bench-provisioning bench-migrate bench-login clean
+.PHONY: install dev test lint format lock bench-provisioning bench-migrate bench-login bench-tasks clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench-migrate: install
 
 bench-login: install
 	$(BIN)/python -m bench.login.run
+
+bench-tasks: install
+	$(BIN)/python -m bench.tasks.run
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tenantflow > requirements.lock

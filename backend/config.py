@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     #: First lock after too many failures; each further failure doubles it up to the max.
     login_lockout_seconds: float = Field(default=30.0, gt=0, le=86400)
     login_max_lockout_seconds: float = Field(default=900.0, gt=0, le=86400)
+    #: How long a cached stats document lives. Task writes make it stale at once (generation
+    #: bump); this bounds staleness only when that bump failed (Redis away).
+    stats_cache_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     cors_origins: list[str] = []
     #: Proxies whose X-Forwarded-For `tenantflow api` trusts (comma-separated addresses or
     #: networks). The client address drives per-address login lockout and audit records.

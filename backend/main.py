@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from backend import __version__
+from backend.analytics.routes import router as analytics_router
 from backend.config import Settings, get_settings
 from backend.health import router as health_router
 from backend.identity.api_keys import tenant_of_key
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         comments_router,
         labels_router,
         watchers_router,
+        analytics_router,
         operators_router,
         platform_router,
     ):

@@ -54,6 +54,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Watching: a member adds or removes themself, an admin anyone (backend.tasks.watchers).
     "watchers:read": ALL,
     "watchers:update": WRITERS,
+    "analytics:read": ALL,
 }
 
 #: Actions only a person may take: an API key can never manage users, invites or keys (a key

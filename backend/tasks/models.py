@@ -73,6 +73,19 @@ class Task(TimestampMixin, TenantBase):
         Index("ix_tasks_position_id", "position", "id"),
         Index("ix_tasks_parent_id", "parent_id"),
         Index("ix_tasks_project_id_completed_at", "project_id", "completed_at"),
+        # Done tasks by completion time: tenant-wide stats, index-only cycle time (migration 0005).
+        Index(
+            "ix_tasks_done_completed_at",
+            "completed_at",
+            postgresql_include=["created_at"],
+            postgresql_where=text("status_category = 'done' AND completed_at IS NOT NULL"),
+        ),
+        # Open tasks per assignee (workload), index-only (migration 0005).
+        Index(
+            "ix_tasks_open_assignee_id",
+            "assignee_id",
+            postgresql_where=text("status_category IN ('todo', 'in_progress')"),
+        ),
         Index("ix_tasks_search", "search", postgresql_using="gin"),
     )
 

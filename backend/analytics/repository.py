@@ -1,0 +1,151 @@
+"""All SQL of the stats. Every query takes ``project_id``: one project, or None for the tenant.
+
+Each query is shaped for an index of migration 0004 (tests/test_stats_plans.py checks the plans
+on 100k tasks): counts per status read ix_tasks_project_id_status_id alone, the weekly flow
+reads ix_tasks_project_id_created_at_id / ix_tasks_project_id_completed_at (tenant-wide:
+ix_tasks_created_at_id and ix_tasks_done_completed_at of migration 0005, which also makes the
+tenant's cycle time an index-only scan), open tasks go through
+ix_tasks_status_category_created_at_id (tenant-wide: ix_tasks_open_assignee_id, 0005).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Date, DateTime, Select, cast, extract, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.identity.models import User
+from backend.projects.models import Project, ProjectStatus
+from backend.tasks.models import Task
+
+OPEN_CATEGORIES = ("todo", "in_progress")
+SECONDS_PER_HOUR = 3600.0
+#: Done tasks with a completion time: the predicate of ix_tasks_done_completed_at (0005).
+DONE = (Task.status_category == "done", Task.completed_at.is_not(None))
+
+
+def _scoped(query: Select[Any], project_id: uuid.UUID | None) -> Select[Any]:
+    return query if project_id is None else query.where(Task.project_id == project_id)
+
+
+class StatsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def project(self, project_id: uuid.UUID) -> Project | None:
+        return await self.session.get(Project, project_id)
+
+    async def projects(self) -> Sequence[Project]:
+        return (await self.session.scalars(select(Project).order_by(Project.key))).all()
+
+    async def statuses(self, project_id: uuid.UUID | None) -> Sequence[ProjectStatus]:
+        query = select(ProjectStatus).order_by(ProjectStatus.project_id, ProjectStatus.position)
+        if project_id is not None:
+            query = query.where(ProjectStatus.project_id == project_id)
+        return (await self.session.scalars(query)).all()
+
+    async def counts_by_status(self, project_id: uuid.UUID | None) -> dict[uuid.UUID, int]:
+        """Tasks per status id (statuses belong to one project, so this also counts projects)."""
+        query = select(Task.status_id, func.count()).group_by(Task.project_id, Task.status_id)
+        rows = await self.session.execute(_scoped(query, project_id))
+        return {status_id: count for status_id, count in rows.tuples()}
+
+    async def overdue(self, project_id: uuid.UUID | None, today: dt.date) -> int:
+        query = select(func.count()).where(
+            Task.due_date < today, Task.status_category.in_(OPEN_CATEGORIES)
+        )
+        return int((await self.session.execute(_scoped(query, project_id))).scalar_one())
+
+    async def weekly(
+        self, project_id: uuid.UUID | None, first_week: dt.datetime, weeks: int
+    ) -> list[tuple[dt.date, int, int]]:
+        """(Monday, created, completed) for ``weeks`` weeks from ``first_week`` (UTC midnight),
+        empty weeks included."""
+        last_week = first_week + dt.timedelta(weeks=weeks - 1)
+        series = func.generate_series(
+            cast(first_week.replace(tzinfo=None), DateTime),
+            cast(last_week.replace(tzinfo=None), DateTime),
+            literal_column("interval '1 week'"),
+        )
+        calendar = select(series.label("week")).subquery("calendar")
+
+        def week_of(column: Any) -> Any:
+            return func.date_trunc("week", func.timezone("UTC", column))
+
+        created = (
+            _scoped(
+                select(week_of(Task.created_at).label("week"), func.count().label("n")),
+                project_id,
+            )
+            .where(Task.created_at >= first_week)
+            .group_by(literal_column("1"))
+            .subquery("created")
+        )
+        completed = (
+            _scoped(
+                select(week_of(Task.completed_at).label("week"), func.count().label("n")),
+                project_id,
+            )
+            .where(*DONE, Task.completed_at >= first_week)
+            .group_by(literal_column("1"))
+            .subquery("completed")
+        )
+        query = (
+            select(
+                cast(calendar.c.week, Date),
+                func.coalesce(created.c.n, 0),
+                func.coalesce(completed.c.n, 0),
+            )
+            .select_from(calendar)
+            .outerjoin(created, created.c.week == calendar.c.week)
+            .outerjoin(completed, completed.c.week == calendar.c.week)
+            .order_by(calendar.c.week)
+        )
+        rows = await self.session.execute(query)
+        return [(week, int(c), int(d)) for week, c, d in rows.tuples()]
+
+    async def cycle_time(
+        self, project_id: uuid.UUID | None
+    ) -> tuple[int, float | None, float | None]:
+        """(done tasks, p50 hours, p90 hours) from creation to completion."""
+        hours = extract("epoch", Task.completed_at - Task.created_at) / SECONDS_PER_HOUR
+        query = select(
+            func.count(),
+            func.percentile_cont(0.5).within_group(hours),
+            func.percentile_cont(0.9).within_group(hours),
+        ).where(*DONE)
+        count, p50, p90 = (await self.session.execute(_scoped(query, project_id))).one()
+        return int(count), _hours(p50), _hours(p90)
+
+    async def workload(
+        self, project_id: uuid.UUID | None
+    ) -> list[tuple[uuid.UUID | None, str | None, int]]:
+        """(assignee id or None, name, open tasks), most loaded first."""
+        open_tasks = (
+            _scoped(
+                select(Task.assignee_id, func.count().label("n")),
+                project_id,
+            )
+            .where(Task.status_category.in_(OPEN_CATEGORIES))
+            .group_by(Task.assignee_id)
+            .subquery("open_tasks")
+        )
+        query = (
+            select(
+                open_tasks.c.assignee_id,
+                func.coalesce(func.nullif(User.name, ""), User.__table__.c.email),
+                open_tasks.c.n,
+            )
+            .outerjoin(User, User.__table__.c.id == open_tasks.c.assignee_id)
+            .order_by(open_tasks.c.n.desc(), open_tasks.c.assignee_id.nulls_last())
+        )
+        rows = await self.session.execute(query)
+        return [(a, name, int(n)) for a, name, n in rows.tuples()]
+
+
+def _hours(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 2)

@@ -1,0 +1,262 @@
+"""Project and tenant stats: the figures, the Redis cache (hit skips the database, Redis away
+still answers) and tenant isolation of both figures and cache entries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy import event, insert
+
+from tests.conftest import assert_problem, bearer, login, login_as
+
+NOW = dt.datetime.now(dt.UTC)
+TODAY = NOW.date()
+NUMBERS = itertools.count(1)
+TASKS_TABLE = re.compile(r"\.tasks\b")
+
+
+def insert_tasks(sync_engine, tenant, project_id: str, rows: list[dict[str, Any]]) -> None:
+    """Task rows straight into the tenant's schema (the tasks API is not needed here)."""
+    from backend.tasks.models import Task
+    from tenancy.db import translate_map
+
+    with sync_engine.begin() as conn:
+        bound = conn.execution_options(
+            schema_translate_map=translate_map(tenant.record.schema_name)
+        )
+        bound.execute(
+            insert(Task),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "project_id": project_id,
+                    "number": next(NUMBERS),
+                    "title": f"task {i}",
+                    "description": "",
+                    "priority": 0,
+                    "position": float(i),
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                    "due_date": None,
+                    "assignee_id": None,
+                    "completed_at": None,
+                    **row,
+                }
+                for i, row in enumerate(rows)
+            ],
+        )
+
+
+async def _project(client, headers, name: str) -> tuple[str, dict[str, str]]:
+    """A new project's id and its statuses' ids by category."""
+    resp = await client.post("/api/v1/projects", json={"name": name}, headers=headers)
+    project_id = resp.json()["id"]
+    statuses = await client.get(f"/api/v1/projects/{project_id}/statuses", headers=headers)
+    return project_id, {s["category"]: s["id"] for s in statuses.json()}
+
+
+def _task(statuses: dict[str, str], category: str, **extra: Any) -> dict[str, Any]:
+    return {"status_id": statuses[category], "status_category": category, **extra}
+
+
+@contextmanager
+def tasks_statements(app) -> Iterator[list[str]]:
+    """Statements against the tasks table that the app sends meanwhile."""
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany) -> None:
+        if TASKS_TABLE.search(statement):
+            seen.append(statement)
+
+    engine = app.state.resources.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+async def test_project_stats_figures(client, make_tenant, add_user, sync_engine):
+    tenant = make_tenant("stats")
+    headers = await login(client, tenant)
+    user_id, _ = add_user(tenant, "member")
+    project_id, st = await _project(client, headers, "Figures")
+    other_id, other_st = await _project(client, headers, "Other")
+    yesterday, tomorrow = TODAY - dt.timedelta(days=1), TODAY + dt.timedelta(days=1)
+    insert_tasks(
+        sync_engine,
+        tenant,
+        project_id,
+        [
+            _task(st, "todo", due_date=yesterday, assignee_id=user_id),  # overdue
+            _task(st, "todo", assignee_id=user_id),
+            _task(st, "in_progress", due_date=tomorrow),
+            _task(st, "done", due_date=yesterday, completed_at=NOW + dt.timedelta(hours=10)),
+            _task(st, "done", completed_at=NOW + dt.timedelta(hours=30)),
+            # Created 20 weeks ago: counts everywhere but in the 12 weeks of flow.
+            _task(st, "todo", created_at=NOW - dt.timedelta(weeks=20)),
+        ],
+    )
+    insert_tasks(sync_engine, tenant, other_id, [_task(other_st, "todo", due_date=yesterday)])
+
+    resp = await client.get(f"/api/v1/projects/{project_id}/stats", headers=headers)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["project_id"] == project_id and body["total"] == 6
+    assert [(s["name"], s["category"], s["count"]) for s in body["by_status"]] == [
+        ("To Do", "todo", 3),
+        ("In Progress", "in_progress", 1),
+        ("Done", "done", 2),
+    ]
+    assert body["by_category"] == {"todo": 3, "in_progress": 1, "done": 2}
+    assert body["overdue"] == 1  # the done task due yesterday is not overdue
+    weekly = body["weekly"]
+    assert len(weekly) == 12
+    mondays = [dt.date.fromisoformat(w["week"]) for w in weekly]
+    assert all(m.weekday() == 0 for m in mondays) and mondays == sorted(mondays)
+    assert mondays[-1] <= TODAY < mondays[-1] + dt.timedelta(days=7)
+    assert sum(w["created"] for w in weekly) == 5 and weekly[-1]["created"] == 5
+    assert sum(w["completed"] for w in weekly) == 2
+    assert [w["created"] for w in weekly[:-1]] == [0] * 11  # empty weeks show 0
+    # percentile_cont over 10 h and 30 h: the median 20 h, p90 28 h.
+    assert body["cycle_time"] == {"count": 2, "p50_hours": 20.0, "p90_hours": 28.0}
+    assert body["workload"] == [
+        {"assignee_id": str(user_id), "name": "Member", "open": 2},
+        {"assignee_id": None, "name": None, "open": 2},  # ties: unassigned last
+    ]
+
+
+async def test_tenant_stats_cover_every_project(client, make_tenant, sync_engine):
+    tenant = make_tenant("tstats")
+    headers = await login(client, tenant)
+    first, st1 = await _project(client, headers, "Alpha")
+    second, st2 = await _project(client, headers, "Beta")
+    empty, _ = await _project(client, headers, "Gamma")
+    insert_tasks(sync_engine, tenant, first, [_task(st1, "todo"), _task(st1, "in_progress")])
+    done = _task(st2, "done", completed_at=NOW + dt.timedelta(hours=4))
+    insert_tasks(sync_engine, tenant, second, [_task(st2, "todo"), done, dict(done)])
+
+    resp = await client.get("/api/v1/analytics/tenant", headers=headers)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["total"] == 5 and body["by_category"] == {"todo": 2, "in_progress": 1, "done": 2}
+    totals = {p["project_id"]: (p["total"], p["by_category"]) for p in body["projects"]}
+    assert totals == {
+        second: (3, {"todo": 1, "in_progress": 0, "done": 2}),
+        first: (2, {"todo": 1, "in_progress": 1, "done": 0}),
+        empty: (0, {"todo": 0, "in_progress": 0, "done": 0}),
+    }
+    assert body["projects"][0]["project_id"] == second  # most tasks first
+    assert body["cycle_time"] == {"count": 2, "p50_hours": 4.0, "p90_hours": 4.0}
+    assert body["workload"] == [{"assignee_id": None, "name": None, "open": 3}]
+    assert sum(w["completed"] for w in body["weekly"]) == 2
+
+
+async def test_a_cache_hit_reads_no_tasks_and_a_write_makes_it_stale(
+    app, client, make_tenant, sync_engine
+):
+    from backend.analytics.cache import invalidate
+
+    tenant = make_tenant("scache")
+    headers = await login(client, tenant)
+    project_id, st = await _project(client, headers, "Cached")
+    insert_tasks(sync_engine, tenant, project_id, [_task(st, "todo")])
+    path = f"/api/v1/projects/{project_id}/stats"
+    for url in (path, "/api/v1/analytics/tenant"):
+        with tasks_statements(app) as seen:
+            miss = await client.get(url, headers=headers)
+        assert miss.headers["X-Cache"] == "miss" and len(seen) >= 4, seen
+        with tasks_statements(app) as seen:
+            hit = await client.get(url, headers=headers)
+        assert hit.headers["X-Cache"] == "hit" and seen == []
+        assert hit.json() == miss.json()
+
+    # A task write without invalidation: the cached figures stand (that is the cache at work)...
+    insert_tasks(sync_engine, tenant, project_id, [_task(st, "done", completed_at=NOW)])
+    assert (await client.get(path, headers=headers)).json()["total"] == 1
+    # ...and the invalidation every task write sends makes both documents stale at once.
+    await invalidate(app.state.resources.redis, tenant.id)
+    for url in (path, "/api/v1/analytics/tenant"):
+        resp = await client.get(url, headers=headers)
+        assert resp.headers["X-Cache"] == "miss" and resp.json()["total"] == 2
+
+
+async def test_stats_answer_from_the_database_when_redis_is_away(app, client, make_tenant):
+    tenant = make_tenant("snoredis")
+    headers = await login(client, tenant)
+    project_id, _ = await _project(client, headers, "Away")
+    resources = app.state.resources
+    working = resources.redis
+    resources.redis = aioredis.Redis.from_url(
+        "redis://127.0.0.1:1/0", socket_timeout=0.2, socket_connect_timeout=0.2
+    )
+    try:
+        for url in (f"/api/v1/projects/{project_id}/stats", "/api/v1/analytics/tenant"):
+            for _ in range(2):  # never a hit: nothing can be stored
+                resp = await client.get(url, headers=headers)
+                assert resp.status_code == 200, resp.text
+                assert resp.headers["X-Cache"] == "bypass" and resp.json()["total"] == 0
+    finally:
+        await resources.redis.aclose()
+        resources.redis = working
+    resp = await client.get("/api/v1/analytics/tenant", headers=headers)
+    assert resp.headers["X-Cache"] == "miss"
+
+
+async def test_tenants_never_see_each_others_figures_or_cache(
+    app, client, make_tenant, add_user, sync_engine, sync_redis
+):
+    a, b = make_tenant("sisoa"), make_tenant("sisob")
+    a_headers, b_headers = await login(client, a), await login(client, b)
+    a_project, a_st = await _project(client, a_headers, "Secret")
+    b_project, b_st = await _project(client, b_headers, "Mine")
+    insert_tasks(sync_engine, a, a_project, [_task(a_st, "todo")] * 3)
+    insert_tasks(sync_engine, b, b_project, [_task(b_st, "todo")])
+
+    assert (await client.get("/api/v1/analytics/tenant", headers=a_headers)).json()["total"] == 3
+    await client.get(f"/api/v1/projects/{a_project}/stats", headers=a_headers)
+    # Poison a's cached documents: if b ever read them, b would show the marker.
+    a_keys = sync_redis.keys(f"tf:{{{a.id}}}:stats:*")
+    assert len(a_keys) == 2
+    for key in a_keys:
+        doc = json.loads(sync_redis.get(key))
+        doc["total"] = 4242
+        sync_redis.set(key, json.dumps(doc), ex=60)
+
+    b_tenant = await client.get("/api/v1/analytics/tenant", headers=b_headers)
+    assert b_tenant.headers["X-Cache"] == "miss" and b_tenant.json()["total"] == 1
+    assert [p["project_id"] for p in b_tenant.json()["projects"]] == [b_project]
+    b_own = await client.get(f"/api/v1/projects/{b_project}/stats", headers=b_headers)
+    assert b_own.json()["total"] == 1
+    # a's project id at b: 404, not a's (cached) figures.
+    resp = await client.get(f"/api/v1/projects/{a_project}/stats", headers=b_headers)
+    assert_problem(resp, 404, "project-not-found")
+    # b's documents live under b's hash tag only; a's poisoned ones are what a reads.
+    assert len(sync_redis.keys(f"tf:{{{b.id}}}:stats:*")) == 2
+    assert (await client.get("/api/v1/analytics/tenant", headers=a_headers)).json()["total"] == 4242
+
+
+async def test_every_role_reads_stats_and_unknown_projects_are_404(client, make_tenant, add_user):
+    tenant = make_tenant("srole")
+    owner = await login(client, tenant)
+    project_id, _ = await _project(client, owner, "Roles")
+    _, email = add_user(tenant, "viewer")
+    viewer = bearer(tenant, (await login_as(client, tenant, email))["access_token"])
+    assert (
+        await client.get(f"/api/v1/projects/{project_id}/stats", headers=viewer)
+    ).status_code == 200
+    assert (await client.get("/api/v1/analytics/tenant", headers=viewer)).status_code == 200
+    resp = await client.get(f"/api/v1/projects/{uuid.uuid4()}/stats", headers=viewer)
+    assert_problem(resp, 404, "project-not-found")
+    assert_problem(await client.get("/api/v1/projects/nope/stats", headers=viewer), 422)
+    assert_problem(
+        await client.get("/api/v1/analytics/tenant", headers={"X-Tenant": tenant.slug}), 401
+    )
