@@ -113,7 +113,10 @@ class Task(TimestampMixin, TenantBase):
     position: Mapped[float] = mapped_column(Float)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    search: Mapped[str] = mapped_column(TSVECTOR, Computed(SEARCH_DOCUMENT, persisted=True))
+    #: Full-text document, maintained by PostgreSQL; only filtered on, never loaded.
+    search: Mapped[str] = mapped_column(
+        TSVECTOR, Computed(SEARCH_DOCUMENT, persisted=True), deferred=True
+    )
 
     __mapper_args__ = {"version_id_col": version}
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, cast, delete, exists, func, literal, select, update
-from sqlalchemy.dialects.postgresql import REGCONFIG, insert
+from sqlalchemy.dialects.postgresql import REGCONFIG, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.identity.models import User
 from backend.projects.models import Project, ProjectStatus
 from backend.tasks.models import Label, Task, task_labels, task_watchers
+
+
+class TaskRow(NamedTuple):
+    task: Task
+    project_key: str
+    labels: list[uuid.UUID]
+    watchers: list[uuid.UUID]
 
 
 class TaskRepository:
@@ -119,6 +126,37 @@ class TaskRepository:
     ) -> list[Task]:
         query: Select[tuple[Task]] = select(Task).where(*filters).order_by(*order).limit(limit)
         return list((await self.session.scalars(query)).all())
+
+    async def page_with_relations(
+        self, *, filters: list[ColumnElement[bool]], order: list[Any], limit: int
+    ) -> list[TaskRow]:
+        """A page of tasks with their project key, label ids and watcher ids, in one query
+        (correlated array subqueries on the (task_id, ...) primary keys)."""
+        labels = (
+            select(
+                func.array_agg(aggregate_order_by(task_labels.c.label_id, task_labels.c.label_id))
+            )
+            .where(task_labels.c.task_id == Task.id)
+            .scalar_subquery()
+        )
+        watchers = (
+            select(
+                func.array_agg(aggregate_order_by(task_watchers.c.user_id, task_watchers.c.user_id))
+            )
+            .where(task_watchers.c.task_id == Task.id)
+            .scalar_subquery()
+        )
+        query = (
+            select(Task, Project.key, labels, watchers)
+            .join(Project, Project.id == Task.project_id)
+            .where(*filters)
+            .order_by(*order)
+            .limit(limit)
+        )
+        return [
+            TaskRow(task, key, list(label_ids or ()), list(watcher_ids or ()))
+            for task, key, label_ids, watcher_ids in (await self.session.execute(query)).all()
+        ]
 
     @staticmethod
     def label_filter(label_id: uuid.UUID) -> ColumnElement[bool]:

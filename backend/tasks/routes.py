@@ -152,7 +152,7 @@ async def list_tasks(
     rows, next_cursor = await service.page(
         filters=filters, sort=Sort(sort), limit=limit, cursor=cursor
     )
-    return Page[TaskRead](items=await service.present(rows), next_cursor=next_cursor)
+    return Page[TaskRead](items=rows, next_cursor=next_cursor)
 
 
 @router.post(

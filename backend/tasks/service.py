@@ -127,17 +127,19 @@ class TaskService:
 
     async def page(
         self, *, filters: TaskFilters, sort: Sort, limit: int, cursor: str | None
-    ) -> tuple[list[Task], str | None]:
-        """One page of tasks in ``sort`` order, and the cursor of the next page."""
+    ) -> tuple[list[TaskRead], str | None]:
+        """One page of tasks in ``sort`` order (ready to send), and the next page's cursor."""
         clauses = _filter_clauses(filters)
         if cursor:
             clauses.append(sort.after(cursor))
-        rows = await self.repo.page(filters=clauses, order=sort.order_by(), limit=limit + 1)
+        rows = await self.repo.page_with_relations(
+            filters=clauses, order=sort.order_by(), limit=limit + 1
+        )
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = sort.cursor_after(rows[-1])
-        return rows, next_cursor
+            next_cursor = sort.cursor_after(rows[-1].task)
+        return [read_model(r.task, r.project_key, r.labels, r.watchers) for r in rows], next_cursor
 
     async def update(self, task_id: uuid.UUID, data: TaskUpdate, *, if_match: IfMatch) -> Task:
         """Apply the given fields; fields left out stay as they are."""
@@ -269,33 +271,7 @@ class TaskService:
         keys = await self.repo.project_keys(t.project_id for t in tasks)
         labels = await self.repo.labels_of(ids)
         watchers = await self.repo.watchers_of(ids)
-        return [
-            TaskRead(
-                id=t.id,
-                key=f"{keys[t.project_id]}-{t.number}",
-                number=t.number,
-                project_id=t.project_id,
-                title=t.title,
-                description=t.description,
-                status_id=t.status_id,
-                status_category=t.status_category,  # type: ignore[arg-type]
-                priority=PRIORITIES[t.priority],  # type: ignore[arg-type]
-                assignee_id=t.assignee_id,
-                reporter_id=t.reporter_id,
-                labels=labels[t.id],
-                watchers=watchers[t.id],
-                due_date=t.due_date,
-                start_date=t.start_date,
-                parent_id=t.parent_id,
-                estimate=t.estimate,
-                position=t.position,
-                created_at=t.created_at,
-                updated_at=t.updated_at,
-                completed_at=t.completed_at,
-                version=t.version,
-            )
-            for t in tasks
-        ]
+        return [read_model(t, keys[t.project_id], labels[t.id], watchers[t.id]) for t in tasks]
 
     async def _status_of(
         self, project_id: uuid.UUID, status_id: uuid.UUID | None, errors: Errors
@@ -396,3 +372,34 @@ def _filter_clauses(filters: TaskFilters) -> list[ColumnElement[bool]]:
     if filters.q is not None:
         clauses.append(TaskRepository.search_filter(filters.q))
     return clauses
+
+
+def read_model(
+    t: Task, project_key: str, labels: list[uuid.UUID], watchers: list[uuid.UUID]
+) -> TaskRead:
+    """The response model of a loaded task. Built without validation: every value comes from
+    the database, and FastAPI validates the response once more on the way out."""
+    return TaskRead.model_construct(
+        id=t.id,
+        key=f"{project_key}-{t.number}",
+        number=t.number,
+        project_id=t.project_id,
+        title=t.title,
+        description=t.description,
+        status_id=t.status_id,
+        status_category=t.status_category,  # type: ignore[arg-type]
+        priority=PRIORITIES[t.priority],  # type: ignore[arg-type]
+        assignee_id=t.assignee_id,
+        reporter_id=t.reporter_id,
+        labels=labels,
+        watchers=watchers,
+        due_date=t.due_date,
+        start_date=t.start_date,
+        parent_id=t.parent_id,
+        estimate=t.estimate,
+        position=t.position,
+        created_at=t.created_at,
+        updated_at=t.updated_at,
+        completed_at=t.completed_at,
+        version=t.version,
+    )
