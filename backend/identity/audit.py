@@ -68,6 +68,29 @@ def _event(
     )
 
 
+def event_row(
+    action: str,
+    *,
+    actor_type: str = "user",
+    actor_id: uuid.UUID | None = None,
+    target_type: str | None = None,
+    target_id: Any = None,
+    request: Request | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row of an event, for callers that insert it in a statement of their own."""
+    event = _event(
+        action,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        target_type=target_type,
+        target_id=target_id,
+        request=request,
+        details=details,
+    )
+    return {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
+
+
 def record(
     session: AsyncSession,
     action: str,

@@ -48,9 +48,17 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         request's unit of work to commit; a failed login changes no row (its route commits the
         audit event in the same session).
         """
+        return await self.verify_password(await self.find(email), password)
+
+    async def find(self, email: str) -> User | None:
         try:
-            user = await self.get_by_email(email)
+            return await self.get_by_email(email)
         except exceptions.UserNotExists:
+            return None
+
+    async def verify_password(self, user: User | None, password: str) -> tuple[User | None, bool]:
+        """``check_password`` for a user already looked up (None: pay the dummy hash)."""
+        if user is None:
             await anyio.to_thread.run_sync(self.password_helper.hash, password)
             return None, False
         verified, new_hash = await anyio.to_thread.run_sync(

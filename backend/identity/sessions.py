@@ -45,6 +45,20 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def new_row(user_id: uuid.UUID, *, lifetime: int) -> tuple[str, dict[str, object]]:
+    """A new family's first token and its row (for callers that insert it themselves)."""
+    token = PREFIX + new_secret()
+    now = _now()
+    return token, {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "family_id": uuid.uuid4(),
+        "token_hash": digest(token),
+        "created_at": now,
+        "expires_at": now + dt.timedelta(seconds=lifetime),
+    }
+
+
 def issue(
     session: AsyncSession,
     user_id: uuid.UUID,
