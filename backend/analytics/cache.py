@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Literal, TypeVar
 
 import redis.asyncio as aioredis
+from fastapi import Depends
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
 from tenancy import keys
 
 log = logging.getLogger(__name__)
@@ -67,3 +70,17 @@ async def cached(
     except RedisError:
         log.warning("stats cache of tenant %s not stored (Redis away)", tenant_id)
     return document, "miss"
+
+
+async def committed_write(
+    session: TenantDB, resources: ResourcesDep, tenant: CurrentTenant
+) -> AsyncIterator[AsyncSession]:
+    """The unit of work of a write that stats depend on (tasks, projects): commits when the
+    route returns, then invalidates the tenant's stats (nothing happens when the route raises)."""
+    yield session
+    await session.commit()
+    await invalidate(resources.redis, tenant.id)
+
+
+#: A session whose commit also makes the tenant's cached stats stale.
+StatsWriteDB = Annotated[AsyncSession, Depends(committed_write, scope="function")]

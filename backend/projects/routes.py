@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from backend.analytics.cache import StatsWriteDB
 from backend.identity.permissions import Principal, requires
 from backend.kit.deps import TenantDB
 from backend.kit.errors import problem_responses
@@ -26,17 +27,25 @@ def get_service(session: TenantDB) -> ProjectService:
 Service = Annotated[ProjectService, Depends(get_service)]
 
 
+def get_write_service(session: StatsWriteDB) -> ProjectService:
+    return ProjectService(ProjectRepository(session))
+
+
+#: Creating, renaming or deleting a project changes the tenant's stats.
+WriteService = Annotated[ProjectService, Depends(get_write_service)]
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ProjectRead,
-    responses=problem_responses(*AUTH_ERRORS, 422),
-    summary="Create a project",
+    responses=problem_responses(*AUTH_ERRORS, 409, 422),
+    summary="Create a project (409 project-key-taken for a key in use)",
 )
 async def create_project(
     data: ProjectCreate,
     caller: Annotated[Principal, requires("projects:create")],
-    service: Service,
+    service: WriteService,
     response: Response,
 ) -> Project:
     project = await service.create(data, actor=caller.user_id)
@@ -96,7 +105,7 @@ async def update_project(
     project_id: uuid.UUID,
     data: ProjectUpdate,
     _caller: Annotated[Principal, requires("projects:update")],
-    service: Service,
+    service: WriteService,
 ) -> Project:
     project = await service.update(project_id, data, if_match=if_match_of(request))
     set_etag(response, project.version)
@@ -113,7 +122,7 @@ async def delete_project(
     request: Request,
     project_id: uuid.UUID,
     _caller: Annotated[Principal, requires("projects:delete")],
-    service: Service,
+    service: WriteService,
 ) -> Response:
     await service.delete(project_id, if_match=if_match_of(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

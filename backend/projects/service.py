@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.exc import IntegrityError
+
 from backend.kit.errors import Problem
 from backend.kit.etag import IfMatch
 from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
@@ -34,7 +36,10 @@ class ProjectService:
             created_by=actor,
         )
         self.repo.add(project)
-        await self.repo.flush()
+        try:
+            await self.repo.flush()
+        except IntegrityError as exc:  # another create took the key since it was checked
+            raise Problem(409, "project-key-taken", f"Another project has the key {key}.") from exc
         self.repo.add_default_statuses(project)
         await self.repo.flush()
         await self.repo.refresh(project)

@@ -18,6 +18,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +27,7 @@ from backend.kit.etag import IfMatch
 from backend.kit.pagination import decode_cursor, encode_cursor
 from backend.kit.text import FreeText
 from backend.kit.types import InputModel
-from backend.tasks.models import Label
+from backend.tasks.models import Label, Task, task_labels
 
 DEFAULT_COLOR = "#6b7280"
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -174,5 +175,13 @@ async def delete(session: AsyncSession, label_id: uuid.UUID, *, if_match: IfMatc
     label = await get(session, label_id, lock=True)
     if if_match is not None:
         if_match(content_version(label))
+    # The label leaves the tasks that carry it: their representation (and ETag) changes.
+    carriers = select(task_labels.c.task_id).where(task_labels.c.label_id == label.id)
+    await session.execute(
+        sql_update(Task)
+        .where(Task.id.in_(carriers))
+        .values(version=Task.version + 1)
+        .execution_options(synchronize_session=False)
+    )
     await session.delete(label)
     await session.flush()

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import status as http
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.analytics.cache import invalidate
+from backend.analytics.cache import StatsWriteDB
 from backend.identity.permissions import Principal, requires
-from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
+from backend.kit.deps import TenantDB
 from backend.kit.errors import Problem, problem_responses
 from backend.kit.etag import if_match_of, not_modified, not_modified_response, set_etag
 from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
@@ -43,23 +41,11 @@ LIST_PARAMS = frozenset(
 )
 
 
-async def committed_write(
-    session: TenantDB, resources: ResourcesDep, tenant: CurrentTenant
-) -> AsyncIterator[AsyncSession]:
-    """The unit of work of a task write: commits when the route returns, then invalidates the
-    tenant's stats cache (nothing is committed or invalidated when the route raises)."""
-    yield session
-    await session.commit()
-    await invalidate(resources.redis, tenant.id)
-
-
 def get_service(session: TenantDB) -> TaskService:
     return TaskService(TaskRepository(session))
 
 
-def get_write_service(
-    session: Annotated[AsyncSession, Depends(committed_write, scope="function")],
-) -> TaskService:
+def get_write_service(session: StatsWriteDB) -> TaskService:
     return TaskService(TaskRepository(session))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,7 @@ from backend.identity.permissions import ADMINS, Principal
 from backend.kit.errors import Problem
 from backend.kit.pagination import decode_cursor, encode_cursor
 from backend.tasks.lookup import task_or_404
-from backend.tasks.models import task_watchers
+from backend.tasks.models import Task, task_watchers
 
 COLS = task_watchers.c
 
@@ -82,9 +82,14 @@ async def add(
     user = await _target(session, task_id, user_id, caller)
     if not user.is_active:
         raise Problem(422, "user-inactive", f"User {user_id} is deactivated and cannot watch.")
-    await session.execute(
-        insert(task_watchers).values(task_id=task_id, user_id=user_id).on_conflict_do_nothing()
+    added = await session.scalar(
+        insert(task_watchers)
+        .values(task_id=task_id, user_id=user_id)
+        .on_conflict_do_nothing()
+        .returning(task_watchers.c.user_id)
     )
+    if added is not None:
+        await _touch(session, task_id)
 
 
 async def remove(
@@ -92,6 +97,20 @@ async def remove(
 ) -> None:
     """Stop a user watching a task (idempotent)."""
     await _target(session, task_id, user_id, caller)
+    removed = await session.scalar(
+        sql_delete(task_watchers)
+        .where(COLS.task_id == task_id, COLS.user_id == user_id)
+        .returning(COLS.user_id)
+    )
+    if removed is not None:
+        await _touch(session, task_id)
+
+
+async def _touch(session: AsyncSession, task_id: uuid.UUID) -> None:
+    """Watchers are part of a task's representation: a change moves its version (ETag)."""
     await session.execute(
-        sql_delete(task_watchers).where(COLS.task_id == task_id, COLS.user_id == user_id)
+        update(Task)
+        .where(Task.id == task_id)
+        .values(version=Task.version + 1)
+        .execution_options(synchronize_session=False)
     )
