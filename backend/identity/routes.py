@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import StringConstraints
 
 from backend.identity import audit, sessions
 from backend.identity.manager import UserManagerDep
@@ -17,11 +18,15 @@ from backend.identity.service import normalize_email
 from backend.identity.tokens import TokenService
 from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
 from backend.kit.errors import Problem, problem_responses
-from backend.kit.text import NUL_MESSAGE
+from backend.kit.text import NO_NUL_PATTERN, NUL_MESSAGE
 from backend.kit.throttle import Throttle, login_limits, too_many
+from backend.kit.types import Omitted
 from tenancy.keys import throttle_key
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
+
+
+GrantType = Annotated[str, StringConstraints(pattern="^password$")]
 
 
 class LoginForm(OAuth2PasswordRequestForm):
@@ -29,9 +34,9 @@ class LoginForm(OAuth2PasswordRequestForm):
 
     def __init__(
         self,
-        username: Annotated[str, Form(min_length=1, max_length=320)],
-        password: Annotated[str, Form(min_length=1, max_length=1024)],
-        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[str, Form(min_length=1, max_length=320, pattern=NO_NUL_PATTERN)],
+        password: Annotated[str, Form(min_length=1, max_length=1024, pattern=NO_NUL_PATTERN)],
+        grant_type: Annotated[GrantType | Omitted, Form()] = None,
         scope: Annotated[str, Form(max_length=1000)] = "",
     ) -> None:
         super().__init__(username=username, password=password, grant_type=grant_type, scope=scope)

@@ -30,7 +30,7 @@ Service = Annotated[ProjectService, Depends(get_service)]
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ProjectRead,
-    responses=problem_responses(*AUTH_ERRORS, 422),
+    responses=problem_responses(*AUTH_ERRORS, 409, 422),
     summary="Create a project",
 )
 async def create_project(
