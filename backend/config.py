@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     #: Proxies whose X-Forwarded-For `tenantflow api` trusts (comma-separated addresses or
     #: networks). The client address drives per-address login lockout and audit records.
     forwarded_allow_ips: str = "127.0.0.1"
+    #: Request bodies larger than this are refused with 413 (Content-Length or streamed).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    #: How long a POST result is kept for replay under its Idempotency-Key.
+    idempotency_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
+    #: How long a key stays claimed by a request that is still running (a crashed process
+    #: releases it after this long); well above the statement timeout.
+    idempotency_lock_seconds: int = Field(default=120, ge=5, le=3600)
     log_level: str = "INFO"
     #: Where make dev keeps embedded services and generated secrets.
     var_dir: str = "var"

@@ -1,6 +1,7 @@
 """create_app(): middleware order, routers, error handlers, lifespan.
 
-Middleware, outermost first: request id -> CORS -> tenant resolution -> routes.
+Middleware, outermost first: request id -> CORS -> body limit -> tenant resolution ->
+idempotency keys (needs the tenant) -> routes.
 """
 
 from __future__ import annotations
@@ -20,15 +21,21 @@ from backend.identity.api_keys import tenant_of_key
 from backend.identity.audit_routes import router as audit_router
 from backend.identity.invite_routes import router as invite_router
 from backend.identity.key_routes import router as key_router
+from backend.identity.permissions import authenticate
 from backend.identity.reset_routes import router as reset_router
 from backend.identity.routes import router as identity_router
 from backend.identity.tokens import TokenService
 from backend.identity.user_routes import router as user_router
 from backend.kit.errors import install_problem_handlers
-from backend.kit.middleware import RequestIdMiddleware
+from backend.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
+from backend.kit.idempotency import REPLAYED_HEADER, IdempotencyMiddleware
+from backend.kit.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from backend.kit.openapi import install_openapi, operation_id
 from backend.kit.resources import Resources
+from backend.kit.routing import install_method_guards
 from backend.operators.routes import router as operators_router
 from backend.operators.tokens import OperatorTokenService
+from backend.platform.deps import require_operator
 from backend.platform.routes import router as platform_router
 from backend.projects.routes import router as projects_router
 from backend.tasks.comment_routes import router as comments_router
@@ -65,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "(/platform/v1) need an operator access or API token, or the bootstrap platform "
         "token. Every error is application/problem+json.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.tokens = tokens
     app.state.operator_tokens = OperatorTokenService(settings)
@@ -87,7 +95,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform_router,
     ):
         app.include_router(router)
+    install_method_guards(app)
+    install_openapi(app, auth=(authenticate, require_operator))
 
+    app.add_middleware(
+        IdempotencyMiddleware,
+        redis=lambda: holder["r"].redis,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        lock_seconds=settings.idempotency_lock_seconds,
+        max_body_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(
         TenantMiddleware,
         cache=lambda: holder["r"].registry,
@@ -95,13 +112,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         token_tenant=lambda token: tenant_of_key(token) or tokens.tenant_of(token),
         tenant_head=tenant_head,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["Location", "X-Request-ID"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Tenant",
+                "X-Request-ID",
+                "If-Match",
+                "If-None-Match",
+                IDEMPOTENCY_HEADER,
+            ],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", REPLAYED_HEADER],
+            max_age=600,
         )
     app.add_middleware(RequestIdMiddleware)
     return app

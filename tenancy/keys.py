@@ -126,3 +126,13 @@ def stats_generation_key(tenant_id: uuid.UUID | str) -> str:
 def stats_cache_key(tenant_id: uuid.UUID | str, generation: int, *parts: str) -> str:
     """A cached stats document: ``tf:{<tenant id>}:stats:<generation>:<parts>``."""
     return tenant_key(tenant_id, "stats", str(generation), *parts)
+
+
+def idempotency_key(tenant_id: uuid.UUID | str, caller_digest: str, key: str) -> str:
+    """A stored POST result: ``tf:{<tenant id>}:idem:<caller digest>:<sha256 of the key>``.
+
+    Scoped by the caller's credential (its SHA-256), so one caller never sees another's
+    response; the client's key is hashed, so no input can break the hash tag."""
+    if len(caller_digest) != 64 or not all(c in "0123456789abcdef" for c in caller_digest):
+        raise ValueError("caller digest must be a SHA-256 hex digest")
+    return tenant_key(tenant_id, "idem", caller_digest, hashlib.sha256(key.encode()).hexdigest())

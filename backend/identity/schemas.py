@@ -4,9 +4,10 @@ import datetime as dt
 import uuid
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from backend.kit.text import FreeText
+from backend.kit.types import Email, JsonBool, Omitted
 
 Role = Literal["owner", "admin", "member", "viewer"]
 
@@ -26,7 +27,7 @@ class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    email: EmailStr
+    email: Email
     name: str
     role: Role
     is_active: bool
@@ -36,8 +37,15 @@ class UserRead(BaseModel):
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Role | None = None
-    is_active: bool | None = None
+    role: Role | Omitted = None
+    is_active: JsonBool | Omitted = None
+
+    @field_validator("role", "is_active", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep it")
+        return value
 
 
 class ApiKeyCreate(BaseModel):
@@ -92,13 +100,13 @@ Password = Field(min_length=10, max_length=128, description="10-128 characters, 
 class InviteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: Email
     role: Role = "member"
 
 
 class InviteRead(BaseModel):
     id: uuid.UUID
-    email: EmailStr
+    email: Email
     role: Role
     invited_by: uuid.UUID | None = None
     created_at: dt.datetime
@@ -114,7 +122,7 @@ class InviteAccept(BaseModel):
 
 
 class ForgotPassword(BaseModel):
-    email: EmailStr
+    email: Email
 
 
 class ResetPassword(BaseModel):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 NUL_MESSAGE = "must not contain NUL (\\x00) characters"
+#: The same rule as a JSON Schema pattern, so clients (and schema-driven tests) see it.
+NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 def refuse_nul(value: str) -> str:
@@ -15,5 +19,14 @@ def refuse_nul(value: str) -> str:
     return value
 
 
+class _NoNulInSchema:
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema: dict[str, Any] = handler(core_schema)
+        schema.setdefault("pattern", NO_NUL_PATTERN)
+        return schema
+
+
 #: Any user-supplied string that may reach PostgreSQL: every schema with free text uses it.
-FreeText = Annotated[str, AfterValidator(refuse_nul)]
+FreeText = Annotated[str, AfterValidator(refuse_nul), _NoNulInSchema()]

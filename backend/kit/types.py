@@ -12,7 +12,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StrictBool
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StrictBool,
+    WithJsonSchema,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 
 def _json_integer(value: Any) -> Any:
@@ -49,6 +59,28 @@ JsonBool = StrictBool
 JsonDate = Annotated[dt.date, BeforeValidator(_json_string)]
 #: A date and time with a UTC offset, as an ISO 8601 string.
 JsonDateTime = Annotated[AwareDatetime, BeforeValidator(_json_string)]
+
+
+def _email(value: str) -> str:
+    try:
+        checked = validate_email(value, check_deliverability=False, test_environment=True)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from exc
+    return checked.normalized
+
+
+#: An email address (RFC 5322 syntax, normalised). Unlike pydantic's EmailStr it accepts
+#: special-use domains (.test, .local, ...): JSON Schema's ``format: email`` does, and whether
+#: a domain takes mail is the mail server's call, not the API's.
+Email = Annotated[
+    str, AfterValidator(_email), WithJsonSchema({"type": "string", "format": "email"})
+]
+
+
+#: ``name: FreeText | Omitted = None``: a field that may be left out but is never null. Null
+#: stays out of the JSON Schema (clients and schema-driven tests see no nullable type); refuse
+#: an explicit null with a ``mode="before"`` validator in the model.
+Omitted = SkipJsonSchema[None]
 
 
 class InputModel(BaseModel):

@@ -1,0 +1,212 @@
+"""Idempotency-Key on tenant POSTs, against real Redis (backend.kit.idempotency)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from backend.kit.idempotency import IdempotencyMiddleware
+from tenancy.keys import idempotency_key
+from tests.conftest import assert_problem, bearer, login, login_as
+
+
+def _key() -> str:
+    return f"k-{uuid.uuid4().hex}"
+
+
+async def _project(client: httpx.AsyncClient, headers: dict[str, str], key: str, name: str):
+    return await client.post(
+        "/api/v1/projects", json={"name": name}, headers={**headers, "Idempotency-Key": key}
+    )
+
+
+async def test_same_key_and_body_replays_the_first_response(
+    client: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    tenant = make_tenant("idem")
+    headers = await login(client, tenant)
+    key = _key()
+    first = await _project(client, headers, key, "Apollo")
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    again = await _project(client, headers, key, "Apollo")
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    for name in ("location", "etag", "content-type"):
+        assert again.headers[name] == first.headers[name]
+    listed = await client.get("/api/v1/projects", headers=headers)
+    assert [p["name"] for p in listed.json()["items"]] == ["Apollo"]  # created once
+
+
+async def test_same_key_other_body_is_422_and_runs_nothing(
+    client: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    tenant = make_tenant("idem")
+    headers = await login(client, tenant)
+    key = _key()
+    assert (await _project(client, headers, key, "Apollo")).status_code == 201
+    assert_problem(await _project(client, headers, key, "Gemini"), 422, "idempotency-key-reused")
+    listed = await client.get("/api/v1/projects", headers=headers)
+    assert [p["name"] for p in listed.json()["items"]] == ["Apollo"]
+
+
+async def test_key_is_kept_24_hours_under_the_tenants_hash_tag(
+    client: httpx.AsyncClient, make_tenant: Any, sync_redis: Any
+) -> None:
+    tenant = make_tenant("idem")
+    headers = await login(client, tenant)
+    key = _key()
+    assert (await _project(client, headers, key, "Apollo")).status_code == 201
+    caller = hashlib.sha256(headers["Authorization"].encode()).hexdigest()
+    stored = idempotency_key(tenant.id, caller, key)
+    assert stored.startswith(f"tf:{{{tenant.id}}}:idem:")
+    assert 86400 - 60 < sync_redis.ttl(stored) <= 86400
+    assert json.loads(sync_redis.get(stored))["status"] == 201
+
+
+async def test_other_tenant_and_other_caller_run_fresh(
+    client: httpx.AsyncClient, make_tenant: Any, add_user: Any
+) -> None:
+    a, b = make_tenant("idem"), make_tenant("idem")
+    key = _key()
+    first = await _project(client, await login(client, a), key, "Apollo")
+    at_b = await _project(client, await login(client, b), key, "Apollo")
+    assert at_b.status_code == 201 and "idempotent-replayed" not in at_b.headers
+    assert at_b.json()["id"] != first.json()["id"]
+    # Another caller of tenant A with the same key and body: its own request, not a replay.
+    _, email = add_user(a, "admin")
+    other = bearer(a, (await login_as(client, a, email))["access_token"])
+    mine = await _project(client, other, key, "Apollo")
+    assert mine.status_code == 201 and "idempotent-replayed" not in mine.headers
+    assert mine.json()["id"] != first.json()["id"]
+
+
+async def test_key_without_header_or_on_auth_routes_changes_nothing(
+    client: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    tenant = make_tenant("idem")
+    headers = await login(client, tenant)
+    for _ in range(2):
+        resp = await client.post("/api/v1/projects", json={"name": "Twin"}, headers=headers)
+        assert resp.status_code == 201
+    # Login issues credentials: a replay would hand out the same tokens twice, so the key is
+    # not honoured there (each call is a fresh login with fresh tokens).
+    form = {"username": tenant.email, "password": tenant.password}
+    key = {"X-Tenant": tenant.slug, "Idempotency-Key": _key()}
+    one = await client.post("/api/v1/auth/login", data=form, headers=key)
+    two = await client.post("/api/v1/auth/login", data=form, headers=key)
+    assert one.status_code == two.status_code == 200
+    assert one.json()["refresh_token"] != two.json()["refresh_token"]
+    assert "idempotent-replayed" not in two.headers
+
+
+@pytest.mark.parametrize("bad", [b"", b"x" * 256, "caf\u00e9".encode(), b"tab\there"])
+async def test_malformed_key_is_a_problem(
+    client: httpx.AsyncClient, make_tenant: Any, bad: bytes
+) -> None:
+    tenant = make_tenant("idem")
+    headers = await login(client, tenant)
+    resp = await client.post(
+        "/api/v1/projects",
+        json={"name": "Apollo"},
+        headers=[*headers.items(), ("Idempotency-Key", bad)],
+    )
+    assert_problem(resp, 422, "invalid-idempotency-key")
+
+
+# The behaviours below need a handler that blocks or fails on demand: the middleware on a
+# small app of its own, with the real Redis and a tenant in scope as the tenant middleware
+# would leave it.
+
+
+class _Tenant:
+    def __init__(self) -> None:
+        self.id = uuid.uuid4()
+
+
+def _app(redis: Any, tenant: _Tenant, gate: asyncio.Event, calls: list[str]) -> Any:
+    async def work(request: Request) -> Response:
+        calls.append((await request.body()).decode())
+        if request.query_params.get("wait"):
+            await gate.wait()
+        if request.query_params.get("fail"):
+            return JSONResponse({"error": "boom"}, status_code=503)
+        return JSONResponse({"n": len(calls)}, status_code=201, headers={"Location": "/x/1"})
+
+    inner = Starlette(routes=[Route("/api/v1/work", work, methods=["POST"])])
+    idem = IdempotencyMiddleware(
+        inner, redis=lambda: redis, ttl_seconds=86400, lock_seconds=30, max_body_bytes=1024
+    )
+
+    async def with_tenant(scope: Any, receive: Any, send: Any) -> None:
+        scope.setdefault("state", {})["tenant"] = tenant
+        await idem(scope, receive, send)
+
+    return with_tenant
+
+
+@pytest.fixture
+async def harness(app: Any) -> Any:
+    gate, calls = asyncio.Event(), []
+    asgi = _app(app.state.resources.redis, _Tenant(), gate, calls)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=asgi), base_url="http://h"
+    ) as http:
+        yield http, gate, calls
+
+
+AUTH = {"Authorization": "Bearer caller-one"}
+
+
+async def test_concurrent_same_key_is_409_while_the_first_runs(harness: Any) -> None:
+    http, gate, calls = harness
+    headers = {**AUTH, "Idempotency-Key": _key()}
+    first = asyncio.create_task(http.post("/api/v1/work?wait=1", content=b"a", headers=headers))
+    while not calls:
+        await asyncio.sleep(0.01)
+    second = await http.post("/api/v1/work?wait=1", content=b"a", headers=headers)
+    assert_problem(second, 409, "idempotency-key-in-use")
+    gate.set()
+    assert (await first).status_code == 201
+    third = await http.post("/api/v1/work?wait=1", content=b"a", headers=headers)
+    assert third.headers["idempotent-replayed"] == "true"
+    assert third.headers["location"] == "/x/1"
+    assert calls == ["a"]
+
+
+async def test_server_errors_are_not_stored(harness: Any) -> None:
+    http, _, calls = harness
+    headers = {**AUTH, "Idempotency-Key": _key()}
+    assert (
+        await http.post("/api/v1/work?fail=1", content=b"a", headers=headers)
+    ).status_code == 503
+    retry = await http.post("/api/v1/work?fail=1", content=b"a", headers=headers)
+    assert retry.status_code == 503 and "idempotent-replayed" not in retry.headers
+    assert calls == ["a", "a"]  # the key was released: the retry ran
+
+
+async def test_redis_away_fails_closed_only_with_the_header() -> None:
+    from redis.asyncio import Redis
+
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    calls: list[str] = []
+    asgi = _app(dead, _Tenant(), asyncio.Event(), calls)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://h") as h:
+        refused = await h.post(
+            "/api/v1/work", content=b"a", headers={**AUTH, "Idempotency-Key": "k"}
+        )
+        assert_problem(refused, 503, "service-unavailable")
+        assert (await h.post("/api/v1/work", content=b"a", headers=AUTH)).status_code == 201
+    assert calls == ["a"]
+    await dead.aclose()
