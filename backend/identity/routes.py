@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import StringConstraints
 
 from backend.identity import audit, sessions
 from backend.identity.manager import UserManagerDep
@@ -20,13 +19,10 @@ from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
 from backend.kit.errors import Problem, problem_responses
 from backend.kit.text import NO_NUL_PATTERN, NUL_MESSAGE
 from backend.kit.throttle import Throttle, login_limits, too_many
-from backend.kit.types import Omitted
+from backend.kit.types import drop_null
 from tenancy.keys import throttle_key
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
-
-
-GrantType = Annotated[str, StringConstraints(pattern="^password$")]
 
 
 class LoginForm(OAuth2PasswordRequestForm):
@@ -36,7 +32,9 @@ class LoginForm(OAuth2PasswordRequestForm):
         self,
         username: Annotated[str, Form(min_length=1, max_length=320, pattern=NO_NUL_PATTERN)],
         password: Annotated[str, Form(min_length=1, max_length=1024, pattern=NO_NUL_PATTERN)],
-        grant_type: Annotated[GrantType | Omitted, Form()] = None,
+        grant_type: Annotated[
+            str | None, Form(pattern="^password$", json_schema_extra=drop_null)
+        ] = None,
         scope: Annotated[str, Form(max_length=1000)] = "",
     ) -> None:
         super().__init__(username=username, password=password, grant_type=grant_type, scope=scope)
