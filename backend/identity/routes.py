@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import StringConstraints
 from sqlalchemy import insert
 
 from backend.identity import audit, sessions
@@ -22,12 +21,9 @@ from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
 from backend.kit.errors import Problem, problem_responses
 from backend.kit.text import NO_NUL_PATTERN, NUL_MESSAGE
 from backend.kit.throttle import LoginGuard, too_many_logins
-from backend.kit.types import Omitted
+from backend.kit.types import drop_null
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
-
-
-GrantType = Annotated[str, StringConstraints(pattern="^password$")]
 
 
 def _ip(request: Request) -> str:
@@ -37,7 +33,9 @@ def _ip(request: Request) -> str:
 async def login_form(
     username: Annotated[str, Form(min_length=1, max_length=320, pattern=NO_NUL_PATTERN)],
     password: Annotated[str, Form(min_length=1, max_length=1024, pattern=NO_NUL_PATTERN)],
-    grant_type: Annotated[GrantType | Omitted, Form()] = None,
+    grant_type: Annotated[
+        str | None, Form(pattern="^password$", json_schema_extra=drop_null)
+    ] = None,
     scope: Annotated[str, Form(max_length=1000)] = "",
 ) -> OAuth2PasswordRequestForm:
     """The OAuth2 password form with length limits (argon2 of a megabyte is a cheap DoS),

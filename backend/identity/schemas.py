@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from backend.kit.text import FreeText
-from backend.kit.types import Email, JsonBool, Omitted
+from backend.kit.types import Email, JsonBool, omittable
 
 Role = Literal["owner", "admin", "member", "viewer"]
 
@@ -37,8 +37,8 @@ class UserRead(BaseModel):
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Role | Omitted = None
-    is_active: JsonBool | Omitted = None
+    role: Role | None = omittable()
+    is_active: JsonBool | None = omittable()
 
     @field_validator("role", "is_active", mode="before")
     @classmethod

@@ -19,10 +19,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     StrictBool,
     WithJsonSchema,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 
 def _json_integer(value: Any) -> Any:
@@ -77,10 +77,24 @@ Email = Annotated[
 ]
 
 
-#: ``name: FreeText | Omitted = None``: a field that may be left out but is never null. Null
-#: stays out of the JSON Schema (clients and schema-driven tests see no nullable type); refuse
-#: an explicit null with a ``mode="before"`` validator in the model.
-Omitted = SkipJsonSchema[None]
+def drop_null(schema: dict[str, Any]) -> None:
+    """json_schema_extra for a field that may be left out but is never null: removes the null
+    branch Optional adds, so clients (and schema-driven tests) see no nullable type."""
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list):
+        return
+    kept = [b for b in branches if b != {"type": "null"}]
+    if len(kept) == 1:
+        del schema["anyOf"]
+        schema.update(kept[0])
+    else:
+        schema["anyOf"] = kept
+
+
+def omittable(**constraints: Any) -> Any:
+    """``name: FreeText | None = omittable(max_length=200)``: optional, documented as not
+    nullable. Refuse an explicit null with a ``mode="before"`` validator in the model."""
+    return Field(default=None, json_schema_extra=drop_null, **constraints)
 
 
 class InputModel(BaseModel):

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from backend.kit.text import FreeText
-from backend.kit.types import InputModel, Omitted
+from backend.kit.types import InputModel, omittable
 from backend.projects.keys import KEY_PATTERN
 
 
@@ -33,9 +33,9 @@ class ProjectCreate(InputModel):
 class ProjectUpdate(InputModel):
     """Fields left out stay as they are; ``description: null`` clears the description."""
 
-    name: FreeText | Omitted = Field(default=None, min_length=1, max_length=200)
+    name: FreeText | None = omittable(min_length=1, max_length=200)
     description: FreeText | None = Field(default=None, max_length=10_000)
-    archived: StrictBool | Omitted = None
+    archived: StrictBool | None = omittable()
 
     _name = field_validator("name")(_not_blank)
 

@@ -26,7 +26,7 @@ from backend.kit.errors import Problem
 from backend.kit.etag import IfMatch
 from backend.kit.pagination import decode_cursor, encode_cursor
 from backend.kit.text import FreeText
-from backend.kit.types import InputModel
+from backend.kit.types import InputModel, omittable
 from backend.tasks.models import Label, Task, task_labels
 
 DEFAULT_COLOR = "#6b7280"
@@ -58,8 +58,8 @@ class LabelCreate(InputModel):
 class LabelUpdate(InputModel):
     """Fields left out stay as they are."""
 
-    name: FreeText | None = Field(default=None, min_length=1, max_length=50)
-    color: str | None = Field(default=None, max_length=7, description=COLOR_HELP)
+    name: FreeText | None = omittable(min_length=1, max_length=50)
+    color: str | None = omittable(max_length=7, description=COLOR_HELP)
 
     @field_validator("name", "color", mode="before")
     @classmethod

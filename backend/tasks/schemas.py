@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from backend.kit.text import FreeText
-from backend.kit.types import InputModel, JsonDate, JsonNumber
+from backend.kit.types import InputModel, JsonDate, JsonNumber, omittable
 
 Priority = Literal["none", "low", "medium", "high", "urgent"]
 StatusCategory = Literal["todo", "in_progress", "done"]
@@ -64,17 +64,17 @@ class TaskUpdate(InputModel):
     """Fields left out stay as they are. ``null`` clears assignee_id, due_date, start_date,
     parent_id and estimate, and empties description; it is refused for the others."""
 
-    title: Title | None = None
+    title: Title | None = omittable()
     description: Description | None = None
-    status_id: uuid.UUID | None = None
-    priority: Priority | None = None
+    status_id: uuid.UUID | None = omittable()
+    priority: Priority | None = omittable()
     assignee_id: uuid.UUID | None = None
-    labels: LabelIds | None = Field(default=None, description="Replaces the task's labels.")
+    labels: LabelIds | None = omittable(description="Replaces the task's labels.")
     due_date: JsonDate | None = None
     start_date: JsonDate | None = None
     parent_id: uuid.UUID | None = None
     estimate: Estimate | None = None
-    position: Position | None = None
+    position: Position | None = omittable()
 
     @field_validator("title", "status_id", "priority", "labels", "position", mode="before")
     @classmethod

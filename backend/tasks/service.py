@@ -49,11 +49,13 @@ class Errors:
 
     def raise_any(self) -> None:
         if self.items:
+            # Not "validation-error": the body fits the schema, the data it names does not
+            # (an id of another project, a date before the start, ...).
             raise Problem(
                 422,
-                "validation-error",
-                f"{len(self.items)} field(s) failed validation",
-                title="Request validation failed",
+                "invalid-reference",
+                f"{len(self.items)} field(s) do not fit the tenant's data",
+                title="Request refers to data that does not fit",
                 errors=self.items,
             )
 
