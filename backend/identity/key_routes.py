@@ -82,7 +82,7 @@ async def list_keys(_caller: Manager, db: TenantDB) -> Page[ApiKeyRead]:
 )
 async def get_key(key_id: uuid.UUID, _caller: Manager, db: TenantDB) -> ApiKey:
     key = await db.get(ApiKey, key_id)
-    if key is None:
+    if key is None or key.revoked_at is not None:  # a revoked key is gone (DELETE)
         raise Problem(404, "api-key-not-found", f"No API key {key_id}.")
     return key
 

@@ -30,3 +30,21 @@ class _NoNulInSchema:
 
 #: Any user-supplied string that may reach PostgreSQL: every schema with free text uses it.
 FreeText = Annotated[str, AfterValidator(refuse_nul), _NoNulInSchema()]
+
+
+#: No NUL and at least one character that is not white space.
+NOT_BLANK_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+
+
+class _NotBlankInSchema:
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema: dict[str, Any] = handler(core_schema)
+        schema["pattern"] = NOT_BLANK_PATTERN
+        return schema
+
+
+#: Free text that must not be blank (names, titles, bodies); the "not blank" rule itself is the
+#: model's validator, this documents it in the JSON Schema.
+NotBlankText = Annotated[str, AfterValidator(refuse_nul), _NotBlankInSchema()]

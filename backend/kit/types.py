@@ -10,6 +10,7 @@ Python mode, where strict mode refuses ISO date strings and UUID strings.)
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -101,3 +102,22 @@ class InputModel(BaseModel):
     """Base of request bodies: unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+#: The before-validator of JSON numbers, for constrained aliases: put it after the Field so
+#: the JSON Schema shows minimum/maximum, e.g.
+#: ``Annotated[float, Field(ge=0), BeforeValidator(json_number)]``.
+json_number = _json_number
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+#: A query-string date: exactly YYYY-MM-DD (not "0" or a timestamp, which pydantic would take).
+QueryDate = Annotated[dt.date, BeforeValidator(_iso_date)]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from backend.kit.text import FreeText
+from backend.kit.text import FreeText, NotBlankText
 from backend.kit.types import InputModel, omittable
 from backend.projects.keys import KEY_PATTERN
 
@@ -18,7 +18,7 @@ def _not_blank(value: str | None) -> str | None:
 
 
 class ProjectCreate(InputModel):
-    name: FreeText = Field(min_length=1, max_length=200)
+    name: NotBlankText = Field(min_length=1, max_length=200)
     key: str | None = Field(
         default=None,
         pattern=KEY_PATTERN,
@@ -33,7 +33,7 @@ class ProjectCreate(InputModel):
 class ProjectUpdate(InputModel):
     """Fields left out stay as they are; ``description: null`` clears the description."""
 
-    name: FreeText | None = omittable(min_length=1, max_length=200)
+    name: NotBlankText | None = omittable(min_length=1, max_length=200)
     description: FreeText | None = Field(default=None, max_length=10_000)
     archived: StrictBool | None = omittable()
 

@@ -20,7 +20,7 @@ from backend.identity.permissions import ADMINS, Principal
 from backend.kit.errors import Problem
 from backend.kit.etag import IfMatch
 from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
-from backend.kit.text import FreeText
+from backend.kit.text import NotBlankText
 from backend.kit.types import InputModel
 from backend.tasks.lookup import task_or_404
 from backend.tasks.models import Comment, Task
@@ -37,7 +37,7 @@ def _not_blank(value: str) -> str:
 class CommentWrite(InputModel):
     """The body is kept as written (Markdown); leading and trailing space is not stripped."""
 
-    body: FreeText = Field(min_length=1, max_length=MAX_BODY)
+    body: NotBlankText = Field(min_length=1, max_length=MAX_BODY)
 
     _body = field_validator("body")(_not_blank)
 

@@ -25,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.kit.errors import Problem
 from backend.kit.etag import IfMatch
 from backend.kit.pagination import decode_cursor, encode_cursor
-from backend.kit.text import FreeText
+from backend.kit.text import NotBlankText
 from backend.kit.types import InputModel, omittable
 from backend.tasks.models import Label, Task, task_labels
 
 DEFAULT_COLOR = "#6b7280"
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 COLOR_HELP = '"#rrggbb" hex colour (stored lowercase)'
 
 
@@ -48,8 +49,10 @@ def _color(value: str) -> str:
 
 
 class LabelCreate(InputModel):
-    name: FreeText = Field(min_length=1, max_length=50, description="Unique, ignoring case.")
-    color: str = Field(default=DEFAULT_COLOR, max_length=7, description=COLOR_HELP)
+    name: NotBlankText = Field(min_length=1, max_length=50, description="Unique, ignoring case.")
+    color: str = Field(
+        default=DEFAULT_COLOR, max_length=7, pattern=COLOR_PATTERN, description=COLOR_HELP
+    )
 
     _check_name = field_validator("name")(_name)
     _check_color = field_validator("color")(_color)
@@ -58,8 +61,8 @@ class LabelCreate(InputModel):
 class LabelUpdate(InputModel):
     """Fields left out stay as they are."""
 
-    name: FreeText | None = omittable(min_length=1, max_length=50)
-    color: str | None = omittable(max_length=7, description=COLOR_HELP)
+    name: NotBlankText | None = omittable(min_length=1, max_length=50)
+    color: str | None = omittable(max_length=7, pattern=COLOR_PATTERN, description=COLOR_HELP)
 
     @field_validator("name", "color", mode="before")
     @classmethod

@@ -6,7 +6,6 @@ the commit, so a reader never caches figures from before a write it could alread
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -19,7 +18,8 @@ from backend.kit.deps import TenantDB
 from backend.kit.errors import Problem, problem_responses
 from backend.kit.etag import if_match_of, not_modified, not_modified_response, set_etag
 from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
-from backend.kit.text import NUL_MESSAGE
+from backend.kit.text import NO_NUL_PATTERN, NUL_MESSAGE
+from backend.kit.types import QueryDate
 from backend.projects.models import Project
 from backend.tasks.listing import DEFAULT_SORT, SORT_FIELDS, Sort
 from backend.tasks.repository import TaskRepository
@@ -117,10 +117,10 @@ async def list_tasks(
     status_category: StatusCategory | None = None,
     assignee_id: uuid.UUID | None = None,
     label: uuid.UUID | None = None,
-    due_before: dt.date | None = None,
-    due_after: dt.date | None = None,
+    due_before: QueryDate | None = None,
+    due_after: QueryDate | None = None,
     parent_id: uuid.UUID | None = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)] = None,
 ) -> Page[TaskRead]:
     if q is not None and "\x00" in q:
         raise Problem(422, "validation-error", f"q {NUL_MESSAGE}")

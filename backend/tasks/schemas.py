@@ -6,10 +6,18 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from backend.kit.text import FreeText
-from backend.kit.types import InputModel, JsonDate, JsonNumber, omittable
+from backend.kit.text import FreeText, NotBlankText
+from backend.kit.types import InputModel, JsonDate, json_number, omittable
 
 Priority = Literal["none", "low", "medium", "high", "urgent"]
 StatusCategory = Literal["todo", "in_progress", "done"]
@@ -32,11 +40,21 @@ def _not_blank(value: str) -> str:
     return value.strip()
 
 
-Title = Annotated[FreeText, Field(min_length=1, max_length=500), AfterValidator(_not_blank)]
+Title = Annotated[NotBlankText, Field(min_length=1, max_length=500), AfterValidator(_not_blank)]
 Description = Annotated[FreeText, Field(max_length=50_000)]
-LabelIds = Annotated[list[uuid.UUID], Field(max_length=MAX_LABELS), AfterValidator(_unique)]
-Estimate = Annotated[JsonNumber, Field(ge=0, le=MAX_ESTIMATE, allow_inf_nan=False)]
-Position = Annotated[JsonNumber, Field(ge=-MAX_POSITION, le=MAX_POSITION, allow_inf_nan=False)]
+LabelIds = Annotated[
+    list[uuid.UUID],
+    Field(max_length=MAX_LABELS, json_schema_extra={"uniqueItems": True}),
+    AfterValidator(_unique),
+]
+Estimate = Annotated[
+    float, Field(ge=0, le=MAX_ESTIMATE, allow_inf_nan=False), BeforeValidator(json_number)
+]
+Position = Annotated[
+    float,
+    Field(ge=-MAX_POSITION, le=MAX_POSITION, allow_inf_nan=False),
+    BeforeValidator(json_number),
+]
 
 
 class TaskCreate(InputModel):
@@ -99,10 +117,11 @@ class LabelChanges(InputModel):
 class BulkSet(InputModel):
     """What to change on every task; at least one field. ``assignee_id: null`` unassigns."""
 
-    status_id: uuid.UUID | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    status_id: uuid.UUID | None = omittable()
     assignee_id: uuid.UUID | None = None
-    labels: LabelChanges | None = Field(
-        default=None,
+    labels: LabelChanges | None = omittable(
         description="Labels to add to and remove from each task (other labels stay).",
     )
 
@@ -122,7 +141,9 @@ class BulkSet(InputModel):
 
 class BulkUpdate(InputModel):
     task_ids: Annotated[
-        list[uuid.UUID], Field(min_length=1, max_length=100), AfterValidator(_unique)
+        list[uuid.UUID],
+        Field(min_length=1, max_length=100, json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_unique),
     ]
     set: BulkSet
 
