@@ -43,16 +43,17 @@ def client_ip(request: Request | None) -> str | None:
     return request.client.host[:64]
 
 
-def _event(
+def event(
     action: str,
     *,
-    actor_type: str,
-    actor_id: uuid.UUID | None,
-    target_type: str | None,
-    target_id: Any,
-    request: Request | None,
-    details: dict[str, Any] | None,
+    actor_type: str = "user",
+    actor_id: uuid.UUID | None = None,
+    target_type: str | None = None,
+    target_id: Any = None,
+    request: Request | None = None,
+    details: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    """A new event (not yet added to any session)."""
     assert action in ACTIONS, action
     return AuditEvent(
         id=uuid.uuid4(),
@@ -68,51 +69,15 @@ def _event(
     )
 
 
-def event_row(
-    action: str,
-    *,
-    actor_type: str = "user",
-    actor_id: uuid.UUID | None = None,
-    target_type: str | None = None,
-    target_id: Any = None,
-    request: Request | None = None,
-    details: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The row of an event, for callers that insert it in a statement of their own."""
-    event = _event(
-        action,
-        actor_type=actor_type,
-        actor_id=actor_id,
-        target_type=target_type,
-        target_id=target_id,
-        request=request,
-        details=details,
-    )
-    return {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
+def event_row(action: str, **fields: Any) -> dict[str, Any]:
+    """The row of an ``event``, for callers that insert it in a statement of their own."""
+    made = event(action, **fields)
+    return {c.key: getattr(made, c.key) for c in AuditEvent.__table__.columns}
 
 
-def record(
-    session: AsyncSession,
-    action: str,
-    *,
-    actor_type: str = "user",
-    actor_id: uuid.UUID | None = None,
-    target_type: str | None = None,
-    target_id: Any = None,
-    request: Request | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    session.add(
-        _event(
-            action,
-            actor_type=actor_type,
-            actor_id=actor_id,
-            target_type=target_type,
-            target_id=target_id,
-            request=request,
-            details=details,
-        )
-    )
+def record(session: AsyncSession, action: str, **fields: Any) -> None:
+    """Add an ``event`` to the caller's unit of work (it commits with the change)."""
+    session.add(event(action, **fields))
 
 
 async def list_events(

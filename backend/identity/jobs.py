@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from backend.config import get_settings
-from backend.identity.models import AuditEvent
+from backend.identity import audit
 from backend.identity.onetime import queue_issue
 from backend.identity.resets import fingerprint, reset_url
 from backend.identity.users import COLS
@@ -41,13 +41,11 @@ def send_password_reset(email: str) -> bool:
         ).first()
         if row is not None and row.is_active:
             session.add(
-                AuditEvent(
-                    id=uuid.uuid4(),
-                    action="password.reset_requested",
+                audit.event(
+                    "password.reset_requested",
                     actor_type="anonymous",
                     target_type="user",
-                    target_id=str(row.id),
-                    details={},
+                    target_id=row.id,
                 )
             )
     if row is None or not row.is_active:

@@ -92,7 +92,7 @@ async def update(
             target_type="user",
             target_id=user.id,
             details={"from": user.role, "to": new_role},
-            **actor,  # type: ignore[arg-type]
+            **actor,
         )
         user.role = new_role
     if new_active != user.is_active:
@@ -101,7 +101,7 @@ async def update(
             await sessions.revoke_user(session, user.id)
             await api_keys.revoke_created_by(session, user.id)
         action = "user.reactivated" if new_active else "user.deactivated"
-        audit.record(session, action, target_type="user", target_id=user.id, **actor)  # type: ignore[arg-type]
+        audit.record(session, action, target_type="user", target_id=user.id, **actor)
     await session.flush()
     await session.refresh(user)
     return user
