@@ -6,7 +6,7 @@ import bcrypt
 from argon2 import PasswordHasher
 from sqlalchemy import text
 
-from backend.identity.manager import password_helper
+from backend.identity.passwords import password_helper
 from tests.conftest import OWNER_PASSWORD, assert_problem, login_as
 
 

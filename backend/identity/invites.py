@@ -6,7 +6,6 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-import anyio.to_thread
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import Settings
 from backend.identity import audit
-from backend.identity.manager import password_helper
 from backend.identity.models import User
 from backend.identity.onetime import Busy, OneTimeTokens
+from backend.identity.passwords import hash_password
 from backend.identity.permissions import Principal, outranks
 from backend.identity.schemas import InviteAccept, InviteCreate, InviteRead
 from backend.identity.service import normalize_email
@@ -146,7 +145,7 @@ class Invites:
             await self.tokens.complete(claim)  # the invite died with its inviter's authority
             return None
         try:
-            hashed = await anyio.to_thread.run_sync(password_helper.hash, data.password)
+            hashed = await hash_password(data.password)
             user = User(
                 id=uuid.uuid4(),
                 email=claim.data["email"],

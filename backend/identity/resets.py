@@ -14,16 +14,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-import anyio.to_thread
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import Settings
 from backend.identity import audit, sessions
-from backend.identity.manager import password_helper
 from backend.identity.models import User
 from backend.identity.onetime import Busy, OneTimeTokens
+from backend.identity.passwords import hash_password
 from backend.identity.users import COLS
 from backend.kit.errors import Problem
 from backend.kit.throttle import Throttle
@@ -60,7 +59,7 @@ async def reset_password(
     if claim is None:
         return None
     try:
-        hashed = await anyio.to_thread.run_sync(password_helper.hash, password)
+        hashed = await hash_password(password)
         query = select(User).where(COLS.id == uuid.UUID(claim.data["user_id"])).with_for_update()
         user = (await session.scalars(query)).first()
         good = (

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import insert
 
 from backend.identity import audit, sessions
 from backend.identity.manager import UserManagerDep
-from backend.identity.models import AuditEvent, RefreshToken, User
+from backend.identity.models import User
 from backend.identity.permissions import Principal, public, requires
 from backend.identity.schemas import RefreshIn, TokenOut, UserRead
 from backend.identity.service import normalize_email
+from backend.identity.signin import SignIn, sign_in
 from backend.identity.tokens import TokenService
 from backend.kit.deps import CurrentTenant, ResourcesDep, TenantDB
 from backend.kit.errors import Problem, problem_responses
 from backend.kit.text import NO_NUL_PATTERN, NUL_MESSAGE
-from backend.kit.throttle import LoginGuard, too_many_logins
+from backend.kit.throttle import LoginGuard
 from backend.kit.types import drop_null
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -79,48 +78,20 @@ async def login(
         account=email,
         address=_ip(request),
     )
-    # The lockout check (Redis) and the account lookup (PostgreSQL) run at once. Redis errors
-    # propagate: no counting means no login (503), never an unthrottled one.
-    wait, found = await asyncio.gather(guard.check(), manager.find(email))
-    if wait is not None:
-        raise too_many_logins(wait)
-    user, verified = await manager.verify_password(found, credentials.password)
-    if user is None or not verified or not user.is_active:
-        locked = await guard.fail()
-        # The request's own session holds nothing else (check_password changes no row of a
-        # failed login), so the event commits there: no second connection for a refusal.
-        audit.record(
-            db,
-            "login.locked" if locked else "login.failed",
-            actor_type="anonymous",
-            target_type="user" if user else None,
-            target_id=user.id if user else None,
-            request=request,
-            details={"email": email[:320], **({"locked_seconds": locked} if locked else {})},
-        )
-        await db.commit()
-        raise Problem(
-            401,
-            "invalid-credentials",
-            "Email or password is wrong.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    await guard.succeed()
-    # The session's first refresh token and the audit event in one statement (a data-modifying
-    # CTE): a login is a hash plus as few round trips as possible.
-    refresh, row = sessions.new_row(
-        user.id, lifetime=resources.settings.refresh_token_lifetime_seconds
-    )
-    event = audit.event_row(
-        "login.succeeded", actor_id=user.id, target_type="user", target_id=user.id, request=request
-    )
-    await db.execute(
-        insert(RefreshToken).values(row).add_cte(insert(AuditEvent).values(event).cte("event"))
-    )
     tokens: TokenService = request.app.state.tokens
+    context = SignIn(
+        db=db,
+        manager=manager,
+        guard=guard,
+        tokens=tokens,
+        tenant=tenant,
+        request=request,
+        refresh_lifetime=resources.settings.refresh_token_lifetime_seconds,
+    )
+    signed_in = await sign_in(context, email, credentials.password)
     return TokenOut(
-        access_token=tokens.issue(user_id=user.id, role=user.role, tenant=tenant),
-        refresh_token=refresh,
+        access_token=signed_in.access_token,
+        refresh_token=signed_in.refresh_token,
         expires_in=tokens.lifetime,
     )
 

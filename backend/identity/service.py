@@ -7,8 +7,8 @@ import uuid
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
-from backend.identity.manager import password_helper
 from backend.identity.models import User
+from backend.identity.passwords import password_helper
 from tenancy.db import translate_map
 from tenancy.registry import TenantRecord
 

@@ -9,10 +9,14 @@ raises instead of running.
 from __future__ import annotations
 
 import datetime as dt
+import select
 import uuid
 from typing import Any
 
+import psycopg
+from psycopg.pq import ConnStatus
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, func
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -69,17 +73,48 @@ def install_tenant_guard(engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", _refuse_unbound)
 
 
+def _refuse_dead(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A pooled connection is handed out only if its socket is quiet.
+
+    An idle connection in the pool has nothing to read. When the server ends it (restart,
+    ``pg_terminate_backend``, an idle timeout) the socket turns readable (the server's FATAL
+    message, then EOF), so a zero-timeout poll finds it. Raising DisconnectionError makes the
+    pool drop the connection and hand out another (a fresh one if need be, up to three tries).
+    This replaces ``pool_pre_ping``, which costs a round trip (``SELECT 1``, ~0.35 ms measured
+    here) on every checkout; the poll costs microseconds. What neither can see, a peer that
+    vanished without a FIN, ends in the connection's error on first use either way.
+    """
+    try:
+        pgconn = dbapi_connection.pgconn
+        if pgconn.status != ConnStatus.OK:
+            raise DisconnectionError("connection is not ok")
+        poller = select.poll()  # not select.select: it refuses descriptors past 1023
+        poller.register(pgconn.socket, select.POLLIN)
+        readable = poller.poll(0)
+    except (OSError, ValueError, psycopg.Error) as exc:
+        raise DisconnectionError(f"connection is unusable: {exc}") from exc
+    if readable:
+        raise DisconnectionError("the server closed the connection or sent something unasked")
+
+
+def _install_liveness(engine: Engine) -> None:
+    if not event.contains(engine.pool, "checkout", _refuse_dead):
+        event.listen(engine.pool, "checkout", _refuse_dead)
+
+
 # Bound parameters (emails, password hashes, token digests) never reach error messages and
 # logs: SQLAlchemy leaves them out of the exceptions it raises.
 def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("hide_parameters", True)
-    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
     install_tenant_guard(engine)
+    _install_liveness(engine)
     return engine
 
 
 def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("hide_parameters", True)
-    engine = create_async_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(url, **kwargs)
     install_tenant_guard(engine.sync_engine)
+    _install_liveness(engine.sync_engine)
     return engine

@@ -7,10 +7,9 @@ import secrets
 import uuid
 from functools import cache
 
-import anyio.to_thread
 from sqlalchemy.exc import IntegrityError
 
-from backend.identity.manager import password_helper
+from backend.identity.passwords import hash_password, password_helper, verify_and_update
 from backend.kit.errors import Problem
 from backend.operators.models import Operator, OperatorToken
 from backend.operators.repository import OperatorRepository
@@ -40,7 +39,7 @@ class OperatorService:
         email = normalize_email(email)
         if await self.repo.get_by_email(email) is not None:
             raise Problem(409, "operator-exists", f"An operator '{email}' already exists.")
-        hashed = await anyio.to_thread.run_sync(password_helper.hash, password)
+        hashed = await hash_password(password)
         try:
             return await self.repo.add(
                 Operator(email=email, name=name.strip(), hashed_password=hashed, is_active=True)
@@ -106,9 +105,7 @@ class OperatorService:
         """The active operator with these credentials, else None (same cost either way)."""
         operator = await self.repo.get_by_email(normalize_email(email))
         hashed = operator.hashed_password if operator is not None else _dummy_hash()
-        verified, new_hash = await anyio.to_thread.run_sync(
-            password_helper.verify_and_update, password, hashed
-        )
+        verified, new_hash = await verify_and_update(password, hashed)
         if operator is None or not verified or not operator.is_active:
             return None
         if new_hash is not None:

@@ -192,7 +192,7 @@ def _paths(app: Any, tenant: Tenant) -> dict[str, Path]:
     import time
     from urllib.parse import urlencode
 
-    from backend.identity.manager import password_helper
+    from backend.identity.passwords import password_helper
 
     headers = [
         (b"x-tenant", tenant.slug.encode()),

@@ -167,7 +167,7 @@ def _paths(engine: Engine, redis: redis_sync.Redis) -> list[MeasuredPath]:
 
 def _measure(paths: Sequence[MeasuredPath], rounds: int, label: str) -> dict[str, list[float]]:
     """``rounds`` rounds of every path, order rotating each round, plus the argon2 hash alone."""
-    from backend.identity.manager import password_helper
+    from backend.identity.passwords import password_helper
 
     samples: dict[str, list[float]] = defaultdict(list)
     every = max(1, rounds // 10)
