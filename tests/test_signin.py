@@ -29,9 +29,7 @@ async def _login(client, tenant, email, password):
     )
 
 
-async def test_a_refused_login_leaves_no_session_behind(
-    client, make_tenant, add_user, sync_engine
-):
+async def test_a_refused_login_leaves_no_session_behind(client, make_tenant, add_user, sync_engine):
     tenant = make_tenant("signin")
     _, inactive = add_user(tenant, "member", active=False)
     before = _rows(sync_engine, tenant, "refresh_tokens")
