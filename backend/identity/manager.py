@@ -6,6 +6,7 @@ manager: email lookup, password hashing and verification with rehash-on-login.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Annotated
@@ -25,32 +26,25 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         self.reset_password_token_secret = secret
         self.verification_token_secret = secret
 
-    async def check_password(self, email: str, password: str) -> tuple[User | None, bool]:
-        """(the user of ``email`` or None, whether ``password`` is theirs).
-
-        The hash runs in the hashing pool (backend.identity.passwords). Unknown emails pay one hash
-        (no timing oracle). An upgraded hash is set on the row of an active user, for the
-        request's unit of work to commit; a failed login changes no row (its route commits the
-        audit event in the same session).
-        """
-        return await self.verify_password(await self.find(email), password)
-
     async def find(self, email: str) -> User | None:
         try:
             return await self.get_by_email(email)
         except exceptions.UserNotExists:
             return None
 
-    async def verify_password(
+    def start_verify(
         self,
         user: User | None,
         password: str,
         *,
         started: Callable[[], object] | None = None,
-    ) -> tuple[User | None, bool]:
-        """``check_password`` for a user already looked up (None: pay the dummy hash).
+    ) -> asyncio.Future[tuple[bool, str | None]]:
+        """(whether ``password`` is ``user``'s, a new hash if theirs is outdated), computed in
+        the hashing pool (backend.identity.passwords), submitted at once.
 
-        ``started`` is called in the worker thread as the hash begins (see signin)."""
+        For no user (an unknown email) a dummy hash of the same cost is computed: the time
+        tells nothing about which emails have accounts. ``started`` is called in the worker
+        thread as the hash begins (see backend.identity.signin)."""
         stored = user.hashed_password if user is not None else None
 
         def work() -> tuple[bool, str | None]:
@@ -61,12 +55,17 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
                 return False, None
             return self.password_helper.verify_and_update(password, stored)
 
-        verified, new_hash = await submit(work)
-        if user is None:
-            return None, False
-        if verified and new_hash is not None and user.is_active:
+        return submit(work)
+
+    @staticmethod
+    def accept(user: User | None, verified: bool, new_hash: str | None) -> bool:
+        """Whether ``user`` signs in; an outdated hash of theirs is replaced on the row (the
+        request's unit of work commits it with the login)."""
+        if user is None or not verified or not user.is_active:
+            return False
+        if new_hash is not None:
             user.hashed_password = new_hash
-        return user, verified
+        return True
 
 
 # Plain returns, not generators: nothing to clean up, and FastAPI runs a generator dependency

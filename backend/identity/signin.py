@@ -74,7 +74,7 @@ async def _prepare(ctx: SignIn, user: User) -> SignedIn:
 
 async def _start_hash(
     manager: UserManager, user: User | None, password: str
-) -> asyncio.Future[tuple[User | None, bool]]:
+) -> asyncio.Future[tuple[bool, str | None]]:
     """The verify (or the dummy hash), once its worker thread is inside argon2.
 
     Waiting for that is what lets the hash and the loop's work overlap: a worker thread
@@ -87,9 +87,7 @@ async def _start_hash(
         if not began.done():
             began.set_result(None)
 
-    hashing = asyncio.ensure_future(
-        manager.verify_password(user, password, started=lambda: loop.call_soon_threadsafe(mark))
-    )
+    hashing = manager.start_verify(user, password, started=lambda: loop.call_soon_threadsafe(mark))
     # Also done when the hash fails before it begins: never wait for a start that won't come.
     either: set[asyncio.Future[Any]] = {began, hashing}
     await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -112,11 +110,11 @@ async def sign_in(ctx: SignIn, email: str, password: str) -> SignedIn:
             prepared = await _prepare(ctx, found)
     finally:
         # Never leave the hash running behind an error of the speculative insert.
-        user, verified = await hashing
-    if prepared is not None and user is not None and verified:
+        verified, new_hash = await hashing
+    if prepared is not None and ctx.manager.accept(found, verified, new_hash):
         await ctx.guard.succeed()
         return prepared  # the request's unit of work commits the session and its event
-    user_id = user.id if user is not None else None  # the rollback expires the row
+    user_id = found.id if found is not None else None  # the rollback expires the row
     await ctx.db.rollback()
     locked = await ctx.guard.fail()
     audit.record(
