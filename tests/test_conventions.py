@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -197,3 +198,27 @@ def test_idempotency_key_is_documented_on_authenticated_tenant_posts(spec: dict[
         names = {p["name"] for p in op.get("parameters", [])}
         expected = method == "post" and path.startswith("/api/") and bool(op.get("security"))
         assert ("Idempotency-Key" in names) == expected, (method, path)
+
+
+def test_no_dependency_runs_in_the_thread_pool(app: Any) -> None:
+    """FastAPI runs a plain ``def`` dependency in the thread pool: a hop per request that
+    costs more than the trivial work dependencies do, so every one is ``async def``. (Routes
+    may be ``def`` on purpose: the platform's tenant routes run the blocking tenant service.)"""
+    from fastapi.dependencies.models import Dependant
+
+    from tests.routes import api_routes
+
+    def is_async(call: Any) -> bool:
+        return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+
+    def sync_calls(dependant: Dependant) -> Iterator[str]:
+        for sub in dependant.dependencies:
+            if sub.call is not None and not is_async(sub.call):
+                yield f"{sub.call.__module__}.{sub.call.__qualname__}"
+            yield from sync_calls(sub)
+
+    found: set[str] = set()
+    for root in ROOTS:
+        for route in api_routes(app, prefix=root):
+            found.update(sync_calls(route.dependant))
+    assert not found, sorted(found)

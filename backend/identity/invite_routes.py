@@ -24,7 +24,7 @@ ERRORS = (400, 401, 403, 404, 422)
 Manager = Annotated[Principal, requires("invites:manage")]
 
 
-def get_invites(resources: ResourcesDep) -> Invites:
+async def get_invites(resources: ResourcesDep) -> Invites:
     return Invites(OneTimeTokens(resources.redis, "invite"), resources.settings)
 
 

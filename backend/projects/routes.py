@@ -20,14 +20,14 @@ router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 AUTH_ERRORS = (400, 401, 403, 404)
 
 
-def get_service(session: TenantDB) -> ProjectService:
+async def get_service(session: TenantDB) -> ProjectService:
     return ProjectService(ProjectRepository(session))
 
 
 Service = Annotated[ProjectService, Depends(get_service)]
 
 
-def get_write_service(session: StatsWriteDB) -> ProjectService:
+async def get_write_service(session: StatsWriteDB) -> ProjectService:
     return ProjectService(ProjectRepository(session))
 
 

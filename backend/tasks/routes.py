@@ -41,11 +41,11 @@ LIST_PARAMS = frozenset(
 )
 
 
-def get_service(session: TenantDB) -> TaskService:
+async def get_service(session: TenantDB) -> TaskService:
     return TaskService(TaskRepository(session))
 
 
-def get_write_service(session: StatsWriteDB) -> TaskService:
+async def get_write_service(session: StatsWriteDB) -> TaskService:
     return TaskService(TaskRepository(session))
 
 
@@ -58,7 +58,7 @@ async def project_of_path(project_id: uuid.UUID, service: WriteService) -> Proje
     return await service.project(project_id)
 
 
-def known_params_only(request: Request) -> None:
+async def known_params_only(request: Request) -> None:
     params = [name for name, _ in request.query_params.multi_items()]
     unknown = sorted({p for p in params if p not in LIST_PARAMS})
     repeated = sorted({p for p in params if params.count(p) > 1} - set(unknown))
