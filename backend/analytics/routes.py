@@ -18,7 +18,9 @@ AUTH_ERRORS = (400, 401, 403, 404)
 CACHE_HEADER = "X-Cache"
 
 
-async def get_service(session: TenantDB, resources: ResourcesDep, tenant: CurrentTenant) -> StatsService:
+async def get_service(
+    session: TenantDB, resources: ResourcesDep, tenant: CurrentTenant
+) -> StatsService:
     ttl = resources.settings.stats_cache_ttl_seconds
     return StatsService(StatsRepository(session), resources.redis, tenant.id, ttl)
 

@@ -72,7 +72,8 @@ class Sort:
         order.append(Task.id.desc() if self.id_descending else Task.id.asc())
         return order
 
-    def cursor_after(self, task: Task) -> str:
+    def cursor_after(self, task: Any) -> str:
+        """The cursor of the page after ``task`` (a Task or a row with its columns)."""
         values = [_to_json(getattr(task, key.name)) for key in self.keys]
         return encode_cursor([self.canonical, *values, str(task.id)])
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, RowMapping, func
 
 from backend.identity.permissions import ADMINS, Principal
 from backend.kit.errors import Problem
@@ -129,19 +129,18 @@ class TaskService:
 
     async def page(
         self, *, filters: TaskFilters, sort: Sort, limit: int, cursor: str | None
-    ) -> tuple[list[TaskRead], str | None]:
-        """One page of tasks in ``sort`` order (ready to send), and the next page's cursor."""
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of tasks in ``sort`` order, as ``TaskRead`` fields (the route's response
+        model validates them once, in pydantic-core), and the next page's cursor."""
         clauses = _filter_clauses(filters)
         if cursor:
             clauses.append(sort.after(cursor))
-        rows = await self.repo.page_with_relations(
-            filters=clauses, order=sort.order_by(), limit=limit + 1
-        )
+        rows = await self.repo.page_rows(filters=clauses, order=sort.order_by(), limit=limit + 1)
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = sort.cursor_after(rows[-1].task)
-        return [read_model(r.task, r.project_key, r.labels, r.watchers) for r in rows], next_cursor
+            next_cursor = sort.cursor_after(rows[-1])
+        return [_list_item(row._mapping) for row in rows], next_cursor
 
     async def update(self, task_id: uuid.UUID, data: TaskUpdate, *, if_match: IfMatch) -> Task:
         """Apply the given fields; fields left out stay as they are."""
@@ -374,6 +373,16 @@ def _filter_clauses(filters: TaskFilters) -> list[ColumnElement[bool]]:
     if filters.q is not None:
         clauses.append(TaskRepository.search_filter(filters.q))
     return clauses
+
+
+def _list_item(row: RowMapping) -> dict[str, Any]:
+    """The ``TaskRead`` fields of a ``page_rows`` row."""
+    item = dict(row)
+    item["key"] = f"{item.pop('project_key')}-{item['number']}"
+    item["priority"] = PRIORITIES[item["priority"]]
+    item["labels"] = item["labels"] or []
+    item["watchers"] = item["watchers"] or []
+    return item
 
 
 def read_model(

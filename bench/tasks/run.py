@@ -126,23 +126,23 @@ def _bare_app(resources: Any, record: Any) -> Any:
 
     from backend.analytics import cache
     from backend.analytics.repository import StatsRepository
+    from backend.tasks.listing import DEFAULT_SORT, Sort
     from backend.tasks.models import Task
+    from backend.tasks.repository import TaskRepository
     from tenancy.db import tenant_session
 
-    columns = [c for c in Task.__table__.c if c.name != "search"]
     bare = FastAPI()
+    order = Sort(DEFAULT_SORT).order_by()
 
     @bare.get("/bare/tasks")
     async def bare_list(project_id: uuid.UUID, limit: int = LIST_LIMIT) -> dict[str, Any]:
-        query = (
-            select(*columns)
-            .where(Task.project_id == project_id)
-            .order_by(Task.created_at, Task.id)
-            .limit(limit + 1)
-        )
+        # The list endpoint's own query (TaskRepository.page_rows: the same SQL), its rows
+        # returned as JSON with no validation.
         async with tenant_session(resources.engine, record) as session:
-            rows = (await session.execute(query)).mappings().all()
-        return {"items": [dict(r) for r in rows[:limit]], "next_cursor": None}
+            rows = await TaskRepository(session).page_rows(
+                filters=[Task.project_id == project_id], order=order, limit=limit + 1
+            )
+        return {"items": [dict(r._mapping) for r in rows[:limit]], "next_cursor": None}
 
     @bare.get("/bare/stats/{project_id}")
     async def bare_stats(project_id: uuid.UUID) -> ProjectStats:
