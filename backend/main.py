@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from backend import __version__
+from backend.analytics.routes import CACHE_HEADER
 from backend.analytics.routes import router as analytics_router
 from backend.config import Settings, get_settings
 from backend.health import router as health_router
@@ -127,7 +128,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "If-None-Match",
                 IDEMPOTENCY_HEADER,
             ],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", REPLAYED_HEADER],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "X-Request-ID",
+                "Retry-After",
+                REPLAYED_HEADER,
+                CACHE_HEADER,
+            ],
             max_age=600,
         )
     app.add_middleware(RequestIdMiddleware)

@@ -84,7 +84,14 @@ async def test_cors_exposes_and_allows_the_convention_headers(settings: Any) -> 
     exposed = {
         h.strip().lower() for h in simple.headers["access-control-expose-headers"].split(",")
     }
-    assert {"etag", "location", "x-request-id", "idempotent-replayed"} <= exposed
+    assert {
+        "etag",
+        "location",
+        "x-request-id",
+        "retry-after",
+        "idempotent-replayed",
+        "x-cache",
+    } <= exposed
 
 
 async def test_405_lists_every_method_of_the_path(

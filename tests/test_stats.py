@@ -262,3 +262,66 @@ async def test_every_role_reads_stats_and_unknown_projects_are_404(client, make_
     assert_problem(
         await client.get("/api/v1/analytics/tenant", headers={"X-Tenant": tenant.slug}), 401
     )
+
+
+async def test_every_task_and_project_write_through_the_api_makes_the_stats_stale(
+    client, make_tenant
+):
+    tenant = make_tenant("sstale")
+    headers = await login(client, tenant)
+    project_id, st = await _project(client, headers, "Stale")
+    path = f"/api/v1/projects/{project_id}/stats"
+
+    async def warm() -> None:
+        for url in (path, "/api/v1/analytics/tenant"):
+            await client.get(url, headers=headers)
+            assert (await client.get(url, headers=headers)).headers["X-Cache"] == "hit"
+
+    async def stale() -> dict[str, Any]:
+        tenant_doc = await client.get("/api/v1/analytics/tenant", headers=headers)
+        assert tenant_doc.headers["X-Cache"] == "miss"
+        resp = await client.get(path, headers=headers)
+        assert resp.headers["X-Cache"] == "miss"
+        return resp.json()  # type: ignore[no-any-return]
+
+    await warm()
+    created = await client.post(
+        f"/api/v1/projects/{project_id}/tasks", json={"title": "one"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+    assert (await stale())["total"] == 1
+
+    await warm()
+    patched = await client.patch(
+        f"/api/v1/tasks/{task_id}", json={"status_id": st["done"]}, headers=headers
+    )
+    assert patched.status_code == 200, patched.text
+    assert (await stale())["by_category"]["done"] == 1
+
+    await warm()
+    bulk = await client.post(
+        "/api/v1/tasks/bulk",
+        json={"task_ids": [task_id], "set": {"status_id": st["todo"]}},
+        headers=headers,
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert (await stale())["by_category"]["todo"] == 1
+
+    await warm()
+    refused = await client.patch(
+        f"/api/v1/tasks/{task_id}", json={"status_id": str(uuid.uuid4())}, headers=headers
+    )
+    assert refused.status_code == 422  # a refused write changes nothing, and keeps the cache
+    assert (await client.get(path, headers=headers)).headers["X-Cache"] == "hit"
+
+    other, _ = await _project(client, headers, "Other")  # a project write: tenant doc stale
+    assert (await client.get("/api/v1/analytics/tenant", headers=headers)).headers[
+        "X-Cache"
+    ] == "miss"
+
+    await warm()
+    deleted = await client.delete(f"/api/v1/tasks/{task_id}", headers=headers)
+    assert deleted.status_code == 204, deleted.text
+    assert (await stale())["total"] == 0
+    assert other
