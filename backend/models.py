@@ -1,5 +1,6 @@
 """Import every model so the metadata is complete (Alembic, tooling)."""
 
+from backend.events.models import DeadLetter, InboxEntry, OutboxEvent, ProjectTaskCount
 from backend.identity.models import ApiKey, AuditEvent, RefreshToken, User
 from backend.operators.models import Operator, OperatorToken
 from backend.projects.models import Project, ProjectStatus
@@ -10,11 +11,15 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Comment",
+    "DeadLetter",
+    "InboxEntry",
     "Label",
     "Operator",
     "OperatorToken",
+    "OutboxEvent",
     "Project",
     "ProjectStatus",
+    "ProjectTaskCount",
     "RefreshToken",
     "Task",
     "Tenant",
