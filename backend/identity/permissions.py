@@ -14,6 +14,7 @@ from typing import Any, Literal
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.events import outbox
 from backend.identity import api_keys
 from backend.identity.models import ROLES, User
 from backend.identity.tokens import TokenService
@@ -124,6 +125,15 @@ async def authenticate(request: Request, session: SessionDep) -> Principal:
     if cached is None:
         cached = await _authenticate(request, session)
         request.state.principal = cached
+        # Events this request records name the caller as their actor.
+        outbox.set_context(
+            outbox.EventContext(
+                actor_type=cached.kind,
+                actor_id=cached.id,
+                request_id=getattr(request.state, "request_id", None),
+                trace=outbox.trace_context(request.headers),
+            )
+        )
     return cached  # type: ignore[no-any-return]
 
 
