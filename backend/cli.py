@@ -477,6 +477,77 @@ def worker(
 
 
 @app.command()
+def relay(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch.")] = False,
+) -> None:
+    """Move committed domain events from the tenants' outboxes to their queues and live feeds.
+
+    Runs until interrupted; survives PostgreSQL, Redis and broker outages. Several may run."""
+    import logging
+    import signal
+    import threading
+
+    from backend.events.relay import Relay
+    from backend.workers.celery_app import celery_app
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = get_settings()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    engine = _engine()
+    runner = Relay(settings, engine, _redis(), celery_app)
+    err.print(f"relay: listening for events (sweep every {settings.relay_sweep_seconds:g} s)")
+    try:
+        runner.run(stop)
+    finally:
+        engine.dispose()
+    s = runner.stats
+    err.print(f"relay: stopped; {s.published} events, {s.messages} messages, {s.errors} errors")
+
+
+projections_app = typer.Typer(help="Read projections kept by event handlers.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="One tenant's slug (default: every tenant).")
+    ] = None,
+) -> None:
+    """Recompute the task-counts projection from the tasks, and mark it built: from then on
+    the stats read their counts by status from it."""
+    from sqlalchemy.orm import Session
+
+    from backend.analytics import projection
+    from tenancy import registry
+    from tenancy.db import bound_engine
+
+    engine = _engine()
+    try:
+        with engine.connect() as conn:
+            if tenant is not None:
+                found = registry.get_by_slug(conn, tenant)
+                if found is None:
+                    _fail(f"no tenant '{tenant}'")
+                targets = [found] if found is not None else []
+            else:
+                targets = registry.list_tenants(conn, limit=1_000_000, status="active")
+        for i, record in enumerate(targets, 1):
+            with Session(bound_engine(engine, record)) as session:
+                count = projection.rebuild(session)
+                session.commit()
+            err.print(f"[{i}/{len(targets)}] {record.slug}: {count} projects")
+    finally:
+        engine.dispose()
+    out.print(f"rebuilt {len(targets)} tenant(s)")
+
+
+@app.command()
 def beat() -> None:
     """Run Celery beat (periodic platform jobs)."""
     from backend.devserver import beat_argv

@@ -102,6 +102,22 @@ class Settings(BaseSettings):
     #: bump); this bounds staleness only when that bump failed (Redis away).
     stats_cache_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     cors_origins: list[str] = []
+    #: Event pipeline (backend/events): retries of a failing handler before its event goes to
+    #: the dead letters, with exponential backoff from the base, capped, plus jitter.
+    event_max_retries: int = Field(default=5, ge=0, le=20)
+    event_retry_base_seconds: float = Field(default=1.0, gt=0, le=60)
+    event_retry_max_seconds: float = Field(default=300.0, gt=0, le=3000)
+    #: Handler messages of one tenant that may wait in its queue at once; the relay holds the
+    #: rest back so a tenant with a backlog cannot starve the others of its partition.
+    event_inflight_per_tenant: int = Field(default=20, ge=1, le=10_000)
+    #: Outbox rows the relay claims per tenant and turn.
+    relay_batch_size: int = Field(default=100, ge=1, le=5000)
+    #: The relay's sweep for events whose notification it missed: every this many seconds it
+    #: checks the next ``relay_sweep_tenants`` tenants (and all of them when it (re)connects).
+    relay_sweep_seconds: float = Field(default=30.0, gt=0, le=3600)
+    relay_sweep_tenants: int = Field(default=500, ge=1, le=100_000)
+    #: Published events (the event log) and inbox entries older than this are pruned.
+    event_retention_days: int = Field(default=30, ge=1, le=3650)
     #: Proxies whose X-Forwarded-For `tenantflow api` trusts (comma-separated addresses or
     #: networks). The client address drives per-address login lockout and audit records.
     forwarded_allow_ips: str = "127.0.0.1"

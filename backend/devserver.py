@@ -204,6 +204,7 @@ def _dev_commands(host: str, port: int) -> dict[str, list[str]]:
         ],
         "worker": worker_argv(None, 2, "dev"),
         "beat": beat_argv(),
+        "relay": [sys.executable, "-m", "backend.cli", "relay"],
     }
 
 

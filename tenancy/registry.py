@@ -136,6 +136,11 @@ def get_by_id(conn: Connection, tenant_id: uuid.UUID) -> TenantRecord | None:
     return TenantRecord.from_row(row) if row else None
 
 
+def get_by_schema(conn: Connection, schema_name: str) -> TenantRecord | None:
+    row = conn.execute(select(*_COLUMNS).where(Tenant.schema_name == schema_name)).first()
+    return TenantRecord.from_row(row) if row else None
+
+
 def list_tenants(
     conn: Connection,
     *,

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Date, DateTime, Select, cast, extract, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.analytics import projection
+from backend.events.models import ProjectTaskCount
 from backend.identity.models import User
 from backend.projects.models import Project, ProjectStatus
 from backend.tasks.models import Task
@@ -49,9 +51,17 @@ class StatsRepository:
         return (await self.session.scalars(query)).all()
 
     async def counts_by_status(self, project_id: uuid.UUID | None) -> dict[uuid.UUID, int]:
-        """Tasks per status id (statuses belong to one project, so this also counts projects)."""
-        query = select(Task.status_id, func.count()).group_by(Task.project_id, Task.status_id)
-        rows = await self.session.execute(_scoped(query, project_id))
+        """Tasks per status id (statuses belong to one project, so this also counts projects):
+        from the task-counts projection once it is built (backend/analytics/projection.py),
+        else from the tasks."""
+        if (await self.session.execute(projection.built_query())).first() is not None:
+            counts = select(ProjectTaskCount.status_id, ProjectTaskCount.count)
+            if project_id is not None:
+                counts = counts.where(ProjectTaskCount.project_id == project_id)
+            rows = await self.session.execute(counts)
+        else:
+            query = select(Task.status_id, func.count()).group_by(Task.project_id, Task.status_id)
+            rows = await self.session.execute(_scoped(query, project_id))
         return {status_id: count for status_id, count in rows.tuples()}
 
     async def overdue(self, project_id: uuid.UUID | None, today: dt.date) -> int:

@@ -86,6 +86,15 @@ class ProjectTaskCount(TenantBase):
     count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
+class ProjectionState(TenantBase):
+    """A projection built by ``tenantflow projections rebuild``: readers use it from then on."""
+
+    __tablename__ = "projection_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rebuilt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class DeadLetter(SharedBase):
     """An event a handler failed on after its last retry."""
 

@@ -14,7 +14,12 @@ from backend.workers import resources
 from tenancy import keys
 from tenancy.celery import TenantTask
 
-TASK_MODULES = ["backend.platform.jobs", "backend.identity.jobs", "backend.notifications.jobs"]
+TASK_MODULES = [
+    "backend.platform.jobs",
+    "backend.identity.jobs",
+    "backend.notifications.jobs",
+    "backend.events.jobs",
+]
 
 
 def create_celery(settings: Settings) -> Celery:

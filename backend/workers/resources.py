@@ -44,6 +44,14 @@ def load_tenant(tenant_id: uuid.UUID) -> TenantRecord | None:
 
 
 @contextmanager
+def shared_session() -> Iterator[Session]:
+    """A unit of work on the shared schema only, committed on success."""
+    with Session(engine(), expire_on_commit=False) as session:
+        yield session
+        session.commit()
+
+
+@contextmanager
 def tenant_job_session() -> Iterator[Session]:
     """The job boundary's unit of work: a session of the bound tenant, committed on success."""
     with sync_tenant_session(engine()) as session:

@@ -1,4 +1,4 @@
-"""event pipeline: outbox (also the event log), inbox, task counts projection
+"""event pipeline: outbox (also the event log), inbox, task counts projection and its state
 
 Revision ID: 0006
 Revises: 0005
@@ -81,9 +81,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("project_id", "status_id", name="pk_project_task_counts"),
     )
+    op.create_table(
+        "projection_state",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("rebuilt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_projection_state"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("projection_state")
     op.drop_table("project_task_counts")
     op.drop_table("inbox")
     op.execute("DROP TRIGGER outbox_notify ON outbox")

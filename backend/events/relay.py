@@ -1,0 +1,298 @@
+"""The relay: moves committed outbox rows to the tenants' Celery queues and live feeds.
+
+Run it with ``tenantflow relay`` (``make dev`` starts one); run several for availability, they
+split the work (rows are claimed with ``FOR UPDATE SKIP LOCKED``).
+
+Waking up. Every tenant's outbox has a statement trigger that sends ``NOTIFY tf_outbox,
+'<schema>'`` at commit, so the relay drains just the tenants that wrote, within milliseconds. A
+notification is lost only while the relay is not listening, so whenever it (re)starts
+listening it sweeps every tenant once (one query per 500 tenants: "has unpublished rows?"
+answered from a partial index). Beyond that a slow sweep checks ``relay_sweep_tenants`` tenants
+every ``relay_sweep_seconds`` as a safety net. With 10,000 mostly idle tenants an idle relay
+costs a query every few seconds, never a scan of every schema per tick.
+
+Publishing. For a tenant with unpublished rows: claim up to ``relay_batch_size`` rows in
+commit-sequence order, publish one ``events.handle`` message per (event, handler) to the
+tenant's queue (its pinned queue or its partition), publish the envelope on the tenant's live
+channel, then mark the rows published and commit. A crash before the commit publishes them
+again later: delivery is at least once, and the consumers' inbox makes effects exactly once.
+
+Fairness. Tenants with a backlog are served round-robin, one batch per turn, and a tenant's
+messages in flight are capped (backend/events/inflight.py): a tenant with 10,000 events waiting
+has at most ``event_inflight_per_tenant`` of them ahead of another tenant's event in the queue.
+
+Faults. PostgreSQL, Redis or the broker going away makes the relay log, wait (backing off up
+to 5 s) and start over; nothing is marked published that was not handed to the broker.
+Pruning of old published rows and inbox entries happens as tenants are swept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import redis as redis_sync
+from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from backend.config import Settings
+from backend.events import inflight, registry
+from backend.events.models import InboxEntry, OutboxEvent
+from backend.events.outbox import envelope
+from tenancy import keys
+from tenancy import registry as tenants
+from tenancy.db import bound_engine
+from tenancy.naming import quote_schema
+from tenancy.registry import TenantRecord
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "tf_outbox"
+#: Outages the relay waits out (anything else is a bug and ends it).
+RECOVERABLE = (psycopg.Error, DBAPIError, redis_sync.RedisError, KombuOperationalError, OSError)
+SWEEP_CHUNK = 500
+
+
+def live_channel(tenant_id: uuid.UUID) -> str:
+    """The Redis pub/sub channel of a tenant's live feed."""
+    return keys.tenant_key(tenant_id, "events", "live")
+
+
+@dataclass
+class Stats:
+    published: int = 0
+    messages: int = 0
+    batches: int = 0
+    sweeps: int = 0
+    errors: int = 0
+    pruned: int = 0
+
+
+@dataclass
+class Relay:
+    settings: Settings
+    engine: Engine
+    redis: redis_sync.Redis
+    celery: Celery
+    stats: Stats = field(default_factory=Stats)
+    #: Tenants that may have unpublished rows, in the order they will be served.
+    pending: OrderedDict[uuid.UUID, TenantRecord] = field(default_factory=OrderedDict)
+    _by_schema: dict[str, TenantRecord] = field(default_factory=dict)
+    _sweep_after: tuple[dt.datetime, uuid.UUID] | None = None
+    _next_sweep: float = 0.0
+    _last_prune: dict[uuid.UUID, float] = field(default_factory=dict)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def run(
+        self, stop: threading.Event | None = None, on_idle: Callable[[], None] | None = None
+    ) -> None:
+        """Relay until ``stop`` is set, surviving outages of PostgreSQL, Redis and the broker."""
+        stop = stop or threading.Event()
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                with self._listen() as listener:
+                    self.sweep_all()
+                    delay = 0.1
+                    while not stop.is_set():
+                        self._wake(listener, timeout=0 if self.pending else self._idle_wait())
+                        if time.monotonic() >= self._next_sweep:
+                            self.sweep_some()
+                        self.serve_round()
+                        if not self.pending and on_idle is not None:
+                            on_idle()
+            except (
+                psycopg.Error,
+                DBAPIError,
+                redis_sync.RedisError,
+                KombuOperationalError,
+                OSError,
+            ) as exc:
+                self.stats.errors += 1
+                log.warning("relay: %s; retrying in %.1f s", exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _idle_wait(self) -> float:
+        return max(0.0, min(1.0, self._next_sweep - time.monotonic()))
+
+    def _listen(self) -> psycopg.Connection[Any]:
+        url = make_url(self.settings.database_url).set(drivername="postgresql")
+        conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def _wake(self, listener: psycopg.Connection[Any], timeout: float) -> None:
+        """Add the tenants named by notifications that arrive within ``timeout`` seconds."""
+        schemas = set()
+        for note in listener.notifies(timeout=timeout, stop_after=None if timeout == 0 else 1):
+            schemas.add(note.payload)
+        # Take whatever else is already waiting, without blocking.
+        for note in listener.notifies(timeout=0):
+            schemas.add(note.payload)
+        for schema in schemas:
+            tenant = self._tenant_of(schema)
+            if tenant is not None:
+                self.pending.setdefault(tenant.id, tenant)
+
+    def _tenant_of(self, schema: str) -> TenantRecord | None:
+        tenant = self._by_schema.get(schema)
+        if tenant is None:
+            with self.engine.connect() as conn:
+                tenant = tenants.get_by_schema(conn, schema)
+            if tenant is not None:
+                self._by_schema[schema] = tenant
+        return tenant
+
+    # --- finding work --------------------------------------------------------------------------
+
+    def sweep_all(self) -> None:
+        """Every tenant with unpublished rows becomes pending (after (re)connecting)."""
+        after: tuple[dt.datetime, uuid.UUID] | None = None
+        while True:
+            batch = self._tenants(after, SWEEP_CHUNK)
+            if not batch:
+                break
+            self._check(batch)
+            after = (batch[-1].created_at, batch[-1].id)
+        self._next_sweep = time.monotonic() + self.settings.relay_sweep_seconds
+        self.stats.sweeps += 1
+
+    def sweep_some(self) -> None:
+        """The next ``relay_sweep_tenants`` tenants, round the registry (the safety net)."""
+        batch = self._tenants(self._sweep_after, self.settings.relay_sweep_tenants)
+        self._sweep_after = (batch[-1].created_at, batch[-1].id) if batch else None
+        self._check(batch)
+        self._prune(batch)
+        self._next_sweep = time.monotonic() + self.settings.relay_sweep_seconds
+        self.stats.sweeps += 1
+
+    def _tenants(
+        self, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
+    ) -> list[TenantRecord]:
+        with self.engine.connect() as conn:
+            found = tenants.list_tenants(conn, after=after, limit=limit, status="active")
+        for tenant in found:
+            self._by_schema[tenant.schema_name] = tenant
+        return found
+
+    def _check(self, batch: list[TenantRecord]) -> None:
+        """Which of these tenants have unpublished rows: one statement per chunk."""
+        for start in range(0, len(batch), SWEEP_CHUNK):
+            chunk = batch[start : start + SWEEP_CHUNK]
+            # Schema names come from the registry and are validated by tenancy.naming; this is
+            # the relay's one statement over many schemas (a translate map names one).
+            parts = [
+                f"SELECT {i} AS n WHERE EXISTS (SELECT 1 FROM {quote_schema(t.schema_name)}.outbox"
+                " WHERE published_at IS NULL)"
+                for i, t in enumerate(chunk)
+            ]
+            with self.engine.connect() as conn:
+                hits = conn.execute(text(" UNION ALL ".join(parts))).scalars().all()
+            for n in hits:
+                self.pending.setdefault(chunk[n].id, chunk[n])
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    def serve_round(self) -> None:
+        """One batch for every pending tenant, in turn; tenants found drained leave the list."""
+        for tenant_id in list(self.pending):
+            tenant = self.pending.pop(tenant_id)
+            more = self.relay_batch(tenant)
+            if more:
+                self.pending[tenant_id] = tenant  # to the back of the line
+
+    def relay_batch(self, tenant: TenantRecord) -> bool:
+        """Publish one batch of the tenant's unpublished rows; whether more may be waiting."""
+        cap = self.settings.event_inflight_per_tenant
+        room = inflight.room(self.redis, tenant.id, cap)
+        if room <= 0:
+            return True  # its queue is full: serve the others, come back next round
+        size = self.settings.relay_batch_size
+        with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
+            rows = list(
+                session.execute(
+                    select(OutboxEvent)
+                    .where(OutboxEvent.published_at.is_(None))
+                    .order_by(OutboxEvent.seq)
+                    .limit(size)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if not rows:
+                return False
+            chosen: list[OutboxEvent] = []
+            messages: list[tuple[dict[str, Any], str]] = []
+            for row in rows:
+                handlers = registry.handlers_for(row.type)
+                if chosen and len(messages) + len(handlers) > room:
+                    break
+                chosen.append(row)
+                doc = envelope(row, tenant.id)
+                messages.extend((doc, h.name) for h in handlers)
+            self._publish(tenant, chosen, messages)
+            session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.seq.in_([r.seq for r in chosen]))
+                .values(published_at=func.clock_timestamp())
+            )
+            session.commit()
+        self.stats.published += len(chosen)
+        self.stats.messages += len(messages)
+        self.stats.batches += 1
+        return len(chosen) == size or len(chosen) < len(rows)
+
+    def _publish(
+        self,
+        tenant: TenantRecord,
+        rows: Iterable[OutboxEvent],
+        messages: list[tuple[dict[str, Any], str]],
+    ) -> None:
+        from backend.events.jobs import handle
+
+        with self.redis.pipeline(transaction=False) as pipe:
+            inflight.add(
+                pipe, tenant.id, (inflight.member(doc["id"], name) for doc, name in messages)
+            )
+            channel = live_channel(tenant.id)
+            for row in rows:
+                pipe.publish(channel, json.dumps(envelope(row, tenant.id), separators=(",", ":")))
+            pipe.execute()
+        if messages:
+            with self.celery.producer_or_acquire() as producer:
+                for doc, name in messages:
+                    handle.apply_async(args=[doc, name], tenant=tenant, producer=producer)
+
+    # --- pruning -------------------------------------------------------------------------------
+
+    def _prune(self, batch: list[TenantRecord]) -> None:
+        """Published rows and inbox entries past the retention, at most hourly per tenant."""
+        now = time.monotonic()
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.event_retention_days)
+        for tenant in batch:
+            if now - self._last_prune.get(tenant.id, -3600.0) < 3600:
+                continue
+            with Session(bound_engine(self.engine, tenant)) as session:
+                gone = session.execute(
+                    delete(OutboxEvent)
+                    .where(OutboxEvent.occurred_at < cutoff, OutboxEvent.published_at.is_not(None))
+                    .returning(OutboxEvent.seq)
+                ).all()
+                session.execute(delete(InboxEntry).where(InboxEntry.processed_at < cutoff))
+                session.commit()
+            self._last_prune[tenant.id] = now
+            self.stats.pruned += len(gone)

@@ -1,0 +1,274 @@
+"""The event pipeline end to end: outbox -> relay -> tenant queues -> a real Celery worker ->
+handlers with an inbox, retries and dead letters; the projection; duplicates and tenants."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+
+from backend.events import outbox
+from backend.events.models import DeadLetter, InboxEntry, OutboxEvent
+from backend.events.relay import Relay
+from backend.projects.models import Project
+from backend.workers.celery_app import celery_app, worker_queues
+from tenancy.context import bind_tenant
+from tenancy.db import sync_tenant_session
+from tests.conftest import wait_until
+from tests.event_handlers import DoomedProbe, Probe
+
+RETRIES = 2
+
+
+@pytest.fixture(scope="module")
+def events_worker(settings, sync_engine, tmp_path_factory) -> Iterator[Path]:
+    log = tmp_path_factory.mktemp("events-worker") / "worker.log"
+    env = {
+        **os.environ,
+        "TENANTFLOW_EVENT_MAX_RETRIES": str(RETRIES),
+        "TENANTFLOW_EVENT_RETRY_BASE_SECONDS": "0.2",
+        "TENANTFLOW_EVENT_RETRY_MAX_SECONDS": "0.5",
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "backend.workers.celery_app",
+        "worker",
+        "-I",
+        "tests.event_handlers",
+        "-Q",
+        ",".join(worker_queues(settings)),
+        "-c",
+        "2",
+        "--without-mingle",
+        "--without-gossip",
+        "-n",
+        f"events-{uuid.uuid4().hex[:6]}@%h",
+        "-l",
+        "INFO",
+        "-f",
+        str(log),
+    ]
+    proc = subprocess.Popen(argv, env=env, cwd=Path(__file__).parent.parent)
+    try:
+        assert wait_until(lambda: log.exists() and "ready." in log.read_text(), 60), (
+            log.read_text() if log.exists() else "worker did not start"
+        )
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class RunningRelay:
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=relay.run, args=(self.stop,), daemon=True)
+
+    def __enter__(self) -> Relay:
+        self.thread.start()
+        return self.relay
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def relay(settings, sync_engine, sync_redis) -> Iterator[Relay]:
+    with RunningRelay(Relay(settings, sync_engine, sync_redis, celery_app)) as running:
+        yield running
+
+
+def _project(sync_engine, tenant) -> uuid.UUID:
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        project = Project(name="Probe", key="PRB" + uuid.uuid4().hex[:4].upper(), description="")
+        session.add(project)
+        session.commit()
+        return project.id
+
+
+def _record(sync_engine, tenant, *events: Any) -> list[uuid.UUID]:
+    """Record events in one tenant transaction (as a service does); their ids."""
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        rows = [outbox.row_of(e) for e in events]
+        session.add_all(rows)
+        session.commit()
+        return [r.id for r in rows]
+
+
+def _description(sync_engine, tenant, project_id: uuid.UUID) -> str:
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        return session.execute(
+            select(Project.description).where(Project.id == project_id)
+        ).scalar_one()
+
+
+def _inbox(sync_engine, tenant) -> list[tuple[uuid.UUID, str]]:
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        return [tuple(r) for r in session.execute(select(InboxEntry.event_id, InboxEntry.handler))]
+
+
+def test_events_reach_their_handler_once_and_are_marked_published(
+    events_worker, relay, make_tenant, sync_engine
+):
+    tenant = make_tenant("evt")
+    project_id = _project(sync_engine, tenant)
+    ids = _record(sync_engine, tenant, *(Probe(project_id=project_id) for _ in range(5)))
+    assert wait_until(lambda: _description(sync_engine, tenant, project_id) == "x" * 5, 30)
+    assert sorted(_inbox(sync_engine, tenant)) == sorted((i, "tests.append") for i in ids)
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        unpublished = session.execute(
+            select(OutboxEvent.id).where(OutboxEvent.published_at.is_(None))
+        ).all()
+    assert unpublished == []
+
+
+def test_a_message_delivered_three_times_has_its_effect_once(
+    events_worker, make_tenant, sync_engine
+):
+    from backend.events.jobs import handle
+
+    tenant = make_tenant("evt-dup")
+    project_id = _project(sync_engine, tenant)
+    [event_id] = _record(sync_engine, tenant, Probe(project_id=project_id, mark="y"))
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        row = session.execute(select(OutboxEvent).where(OutboxEvent.id == event_id)).scalar_one()
+        doc = outbox.envelope(row, tenant.id)
+    for _ in range(3):  # no relay here: the same message, sent three times
+        handle.apply_async(args=[doc, "tests.append"], tenant=tenant.record)
+    assert wait_until(lambda: _inbox(sync_engine, tenant), 30)
+    time.sleep(1.0)  # let the other two copies arrive and be skipped
+    assert _description(sync_engine, tenant, project_id) == "y"
+    assert _inbox(sync_engine, tenant) == [(event_id, "tests.append")]
+
+
+def test_a_handler_that_always_fails_ends_in_the_dead_letters(
+    events_worker, relay, make_tenant, sync_engine
+):
+    tenant = make_tenant("evt-dlq")
+    project_id = _project(sync_engine, tenant)
+    [event_id] = _record(sync_engine, tenant, DoomedProbe(project_id=project_id))
+
+    def letters() -> list[DeadLetter]:
+        with sync_engine.connect() as conn:
+            return list(
+                conn.execute(select(DeadLetter).where(DeadLetter.tenant_id == tenant.id)).all()
+            )
+
+    found = wait_until(letters, 30)
+    assert found, "no dead letter"
+    [letter] = found
+    assert letter.event_id == event_id and letter.handler == "tests.always_fails"
+    assert letter.attempts == RETRIES + 1
+    assert "probe handler refuses" in letter.error
+    assert letter.envelope["type"] == "DoomedProbe"
+    assert _inbox(sync_engine, tenant) == []  # the failed attempts left nothing behind
+
+
+def test_events_written_while_no_relay_runs_are_found_by_its_sweep(
+    events_worker, settings, sync_engine, sync_redis, make_tenant
+):
+    tenant = make_tenant("evt-late")
+    project_id = _project(sync_engine, tenant)
+    _record(sync_engine, tenant, Probe(project_id=project_id, mark="z"))
+    time.sleep(0.3)  # the notification went to nobody
+    with RunningRelay(Relay(settings, sync_engine, sync_redis, celery_app)):
+        assert wait_until(lambda: _description(sync_engine, tenant, project_id) == "z", 30)
+
+
+def test_the_task_counts_projection_and_its_rebuild(events_worker, relay, make_tenant, sync_engine):
+    from backend.analytics import projection
+    from backend.events.models import ProjectTaskCount
+    from backend.events.types import TaskCreated
+    from backend.projects.models import ProjectStatus
+    from tests.test_stats import _task, insert_tasks
+
+    tenant = make_tenant("evt-proj")
+    project_id = _project(sync_engine, tenant)
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        session.add_all(
+            [
+                ProjectStatus(project_id=project_id, name=n, category=c, position=i)
+                for i, (n, c) in enumerate((("To do", "todo"), ("Done", "done")))
+            ]
+        )
+        session.commit()
+        statuses = {
+            s.category: str(s.id)
+            for s in session.execute(
+                select(ProjectStatus).where(ProjectStatus.project_id == project_id)
+            ).scalars()
+        }
+    insert_tasks(
+        sync_engine,
+        tenant,
+        str(project_id),
+        [_task(statuses, "todo"), _task(statuses, "todo"), _task(statuses, "done")],
+    )
+
+    def counts() -> dict[str, int]:
+        with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+            return {
+                c: n
+                for c, n in session.execute(
+                    select(ProjectTaskCount.category, ProjectTaskCount.count).where(
+                        ProjectTaskCount.project_id == project_id
+                    )
+                ).all()
+            }
+
+    # A task event makes the handler recount the project from its tasks.
+    _record(
+        sync_engine,
+        tenant,
+        TaskCreated(
+            task_id=uuid.uuid4(),
+            project_id=project_id,
+            key="PRB-1",
+            title="t",
+            status_id=uuid.UUID(statuses["todo"]),
+            status_category="todo",
+            priority="none",
+            assignee_id=None,
+            parent_id=None,
+        ),
+    )
+    assert wait_until(lambda: counts() == {"todo": 2, "done": 1}, 30), counts()
+    # The rebuild recomputes the same and marks the projection built.
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        session.execute(delete(ProjectTaskCount))
+        assert projection.rebuild(session) == 1
+        session.commit()
+        assert session.execute(projection.built_query()).first() is not None
+    assert counts() == {"todo": 2, "done": 1}
+
+
+def test_a_tenant_queue_carries_only_its_tenants_events(
+    events_worker, relay, make_tenant, sync_engine
+):
+    a, b = make_tenant("evt-a"), make_tenant("evt-b")
+    pa, pb = _project(sync_engine, a), _project(sync_engine, b)
+    _record(sync_engine, a, Probe(project_id=pa, mark="a"))
+    _record(sync_engine, b, Probe(project_id=pb, mark="b"))
+    # A's event names B's project: handled in A's schema, it finds no such project.
+    _record(sync_engine, a, Probe(project_id=pb, mark="!"))
+    assert wait_until(lambda: len(_inbox(sync_engine, a)) == 2, 30)
+    assert wait_until(lambda: len(_inbox(sync_engine, b)) == 1, 30)
+    assert _description(sync_engine, a, pa) == "a"
+    assert _description(sync_engine, b, pb) == "b"
