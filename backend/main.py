@@ -17,6 +17,8 @@ from backend import __version__
 from backend.analytics.routes import CACHE_HEADER
 from backend.analytics.routes import router as analytics_router
 from backend.config import Settings, get_settings
+from backend.events.outbox import EventContextMiddleware
+from backend.events.routes import router as events_router
 from backend.health import router as health_router
 from backend.identity.api_keys import tenant_of_key
 from backend.identity.audit_routes import router as audit_router
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         labels_router,
         watchers_router,
         analytics_router,
+        events_router,
         operators_router,
         platform_router,
     ):
@@ -138,5 +141,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             max_age=600,
         )
+    app.add_middleware(EventContextMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

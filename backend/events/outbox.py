@@ -19,6 +19,8 @@ from typing import Any
 from opentelemetry import propagate
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.events.models import OutboxEvent
 from backend.events.types import DomainEvent
@@ -54,7 +56,8 @@ _context: contextvars.ContextVar[EventContext | None] = contextvars.ContextVar(
 
 
 def set_context(context: EventContext) -> None:
-    """Set for the rest of the current request (its task's context)."""
+    """Set for the rest of the current request (EventContextMiddleware restores the previous
+    context when the request ends)."""
     _context.set(context)
 
 
@@ -65,6 +68,31 @@ def acting(context: EventContext) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+class EventContextMiddleware:
+    """Each HTTP or WebSocket request starts as an anonymous actor with its request id and
+    trace context (authentication then names the caller), and leaves no context behind."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        state = scope.get("state") or {}
+        token = _context.set(
+            EventContext(
+                actor_type="anonymous",
+                request_id=state.get("request_id"),
+                trace=trace_context(Headers(scope=scope)),
+            )
+        )
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _context.reset(token)
 
 
 def trace_context(headers: Any = None) -> dict[str, str]:

@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "invites:manage": ADMINS,
     "api_keys:manage": ADMINS,
     "audit:read": ADMINS,
+    "events:read": ALL,
     # Comments: editing is the author's only and deleting the author's or an admin's; the
     # per-comment rule is checked in backend.tasks.comments on top of these roles.
     "comments:read": ALL,

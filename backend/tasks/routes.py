@@ -14,6 +14,7 @@ from fastapi import status as http
 
 from backend.analytics.cache import StatsWriteDB
 from backend.identity.permissions import Principal, requires
+from backend.kit import params
 from backend.kit.deps import TenantDB
 from backend.kit.errors import Problem, problem_responses
 from backend.kit.etag import if_match_of, not_modified, not_modified_response, set_etag
@@ -58,20 +59,7 @@ async def project_of_path(project_id: uuid.UUID, service: WriteService) -> Proje
     return await service.project(project_id)
 
 
-async def known_params_only(request: Request) -> None:
-    params = [name for name, _ in request.query_params.multi_items()]
-    unknown = sorted({p for p in params if p not in LIST_PARAMS})
-    repeated = sorted({p for p in params if params.count(p) > 1} - set(unknown))
-    if unknown or repeated:
-        raise Problem(
-            422,
-            "invalid-parameter",
-            (f"Unknown query parameter(s): {', '.join(unknown)}. " if unknown else "")
-            + (f"Repeated query parameter(s): {', '.join(repeated)}. " if repeated else "")
-            + f"Allowed: {', '.join(sorted(LIST_PARAMS))}.",
-            unknown=unknown,
-            repeated=repeated,
-        )
+known_params_only = params.known_params_only(LIST_PARAMS)
 
 
 @router.post(
