@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     #: checks the next ``relay_sweep_tenants`` tenants (and all of them when it (re)connects).
     relay_sweep_seconds: float = Field(default=30.0, gt=0, le=3600)
     relay_sweep_tenants: int = Field(default=500, ge=1, le=100_000)
+    #: A published event some handler has not finished with after this long is published to
+    #: that handler again (a message lost with a Redis restart, say). Longer than a handler's
+    #: whole retry sequence takes; the inbox makes the extra delivery harmless anyway.
+    event_redeliver_after_seconds: float = Field(default=900.0, ge=1, le=86400)
+    #: The broker redelivers a message a worker took but did not acknowledge (it died) after
+    #: this long. Retry delays stay below it.
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=5, le=86400)
     #: Published events (the event log) and inbox entries older than this are pruned.
     event_retention_days: int = Field(default=30, ge=1, le=3650)
     #: Proxies whose X-Forwarded-For `tenantflow api` trusts (comma-separated addresses or

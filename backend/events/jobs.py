@@ -68,17 +68,25 @@ def dead_letter(
 ) -> None:
     tenant = require_tenant()
     text = "".join(traceback.format_exception_only(type(error), error)).strip()[:4000]
-    with resources.shared_session() as session:
+    event_id = uuid.UUID(envelope["id"])
+    # One transaction: the dead letter (shared schema) and the inbox entry that tells the
+    # relay this handler is finished with the event (no redelivery of a dead letter).
+    with resources.tenant_job_session() as session:
         session.add(
             DeadLetter(
                 tenant_id=tenant.id,
-                event_id=uuid.UUID(envelope["id"]),
+                event_id=event_id,
                 event_type=envelope["type"],
                 handler=handler,
                 envelope=envelope,
                 error=text,
                 attempts=attempts,
             )
+        )
+        session.execute(
+            insert(InboxEntry)
+            .values(event_id=event_id, handler=handler, outcome="dead-lettered")
+            .on_conflict_do_nothing()
         )
     log.error(
         "event %s (%s) dead-lettered for handler %s after %d attempts: %s",

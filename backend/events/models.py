@@ -39,6 +39,12 @@ class OutboxEvent(TenantBase):
         Index("uq_outbox_id", "id", unique=True),
         # What the relay claims: unpublished rows in commit order.
         Index("ix_outbox_unpublished_seq", "seq", postgresql_where=text("published_at IS NULL")),
+        # What the relay checks for delivery: published, not yet settled by every handler.
+        Index(
+            "ix_outbox_unsettled_published_at",
+            "published_at",
+            postgresql_where=text("published_at IS NOT NULL AND settled_at IS NULL"),
+        ),
         Index("ix_outbox_aggregate_seq", "aggregate_type", "aggregate_id", "seq"),
         Index("ix_outbox_type_seq", "type", "seq"),
         Index("ix_outbox_occurred_at", "occurred_at"),
@@ -59,15 +65,19 @@ class OutboxEvent(TenantBase):
     trace: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(128))
     published_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Every handler of the event has finished with it (handled or dead-lettered).
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class InboxEntry(TenantBase):
-    """A handler has handled an event: written in the transaction of the handler's effect."""
+    """A handler has finished with an event: ``handled`` (written in the transaction of its
+    effect) or ``dead-lettered`` (it gave up; a replay removes the entry first)."""
 
     __tablename__ = "inbox"
 
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     handler: Mapped[str] = mapped_column(String(100), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False, server_default="handled")
     processed_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False, index=True
     )

@@ -21,6 +21,12 @@ Fairness. Tenants with a backlog are served round-robin, one batch per turn, and
 messages in flight are capped (backend/events/inflight.py): a tenant with 10,000 events waiting
 has at most ``event_inflight_per_tenant`` of them ahead of another tenant's event in the queue.
 
+Delivery check. Redis keeps queued messages in memory: a restart loses them after the relay
+marked their rows published. So a published event stays "unsettled" until every handler has
+an inbox entry for it (handled or dead-lettered); as tenants are swept, events unsettled for
+``event_redeliver_after_seconds`` are settled, or published again to the handlers that have
+not finished. The inbox makes the extra delivery harmless.
+
 Faults. PostgreSQL, Redis or the broker going away makes the relay log, wait (backing off up
 to 5 s) and start over; nothing is marked published that was not handed to the broker.
 Pruning of old published rows and inbox entries happens as tenants are swept.
@@ -79,6 +85,7 @@ class Stats:
     sweeps: int = 0
     errors: int = 0
     pruned: int = 0
+    redelivered: int = 0
 
 
 @dataclass
@@ -177,6 +184,7 @@ class Relay:
         batch = self._tenants(self._sweep_after, self.settings.relay_sweep_tenants)
         self._sweep_after = (batch[-1].created_at, batch[-1].id) if batch else None
         self._check(batch)
+        self._settle(batch)
         self._prune(batch)
         self._next_sweep = time.monotonic() + self.settings.relay_sweep_seconds
         self.stats.sweeps += 1
@@ -245,11 +253,15 @@ class Relay:
                 doc = envelope(row, tenant.id)
                 messages.extend((doc, h.name) for h in handlers)
             self._publish(tenant, chosen, messages)
-            session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.seq.in_([r.seq for r in chosen]))
-                .values(published_at=func.clock_timestamp())
-            )
+            handled = {r.seq for r in chosen if registry.handlers_for(r.type)}
+            for seqs, settled in ((handled, None), ({r.seq for r in chosen} - handled, True)):
+                if seqs:  # events without handlers are settled once published
+                    now = func.clock_timestamp()
+                    session.execute(
+                        update(OutboxEvent)
+                        .where(OutboxEvent.seq.in_(seqs))
+                        .values(published_at=now, settled_at=now if settled else None)
+                    )
             session.commit()
         self.stats.published += len(chosen)
         self.stats.messages += len(messages)
@@ -276,6 +288,90 @@ class Relay:
             with self.celery.producer_or_acquire() as producer:
                 for doc, name in messages:
                     handle.apply_async(args=[doc, name], tenant=tenant, producer=producer)
+
+    # --- delivery check ------------------------------------------------------------------------
+
+    def _settle(self, batch: list[TenantRecord]) -> None:
+        """Published events not yet settled after ``event_redeliver_after_seconds``: settle
+        those every handler finished with, publish the others again to the handlers that did
+        not (their message was lost: a Redis restart, a purged queue)."""
+        wait = self.settings.event_redeliver_after_seconds
+        for start in range(0, len(batch), SWEEP_CHUNK):
+            chunk = batch[start : start + SWEEP_CHUNK]
+            parts = [
+                f"SELECT {i} AS n WHERE EXISTS (SELECT 1 FROM {quote_schema(t.schema_name)}.outbox"
+                " WHERE published_at IS NOT NULL AND settled_at IS NULL"
+                f" AND published_at < now() - make_interval(secs => {float(wait)!r}))"
+                for i, t in enumerate(chunk)
+            ]
+            with self.engine.connect() as conn:
+                hits = conn.execute(text(" UNION ALL ".join(parts))).scalars().all()
+            for n in hits:
+                self.settle_tenant(chunk[n])
+
+    def settle_tenant(self, tenant: TenantRecord) -> int:
+        """One pass over the tenant's stale unsettled events; how many were published again."""
+        cutoff = func.now() - dt.timedelta(seconds=self.settings.event_redeliver_after_seconds)
+        again: list[tuple[dict[str, Any], str]] = []
+        with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
+            rows = list(
+                session.execute(
+                    select(OutboxEvent)
+                    .where(
+                        OutboxEvent.published_at.is_not(None),
+                        OutboxEvent.settled_at.is_(None),
+                        OutboxEvent.published_at < cutoff,
+                    )
+                    .order_by(OutboxEvent.published_at)
+                    .limit(self.settings.relay_batch_size)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if not rows:
+                return 0
+            finished: dict[uuid.UUID, set[str]] = {}
+            for event_id, handler in session.execute(
+                select(InboxEntry.event_id, InboxEntry.handler).where(
+                    InboxEntry.event_id.in_([r.id for r in rows])
+                )
+            ):
+                finished.setdefault(event_id, set()).add(handler)
+            settled, resent = [], []
+            for row in rows:
+                missing = [
+                    h.name
+                    for h in registry.handlers_for(row.type)
+                    if h.name not in finished.get(row.id, set())
+                ]
+                if missing:
+                    doc = envelope(row, tenant.id)
+                    again.extend((doc, name) for name in missing)
+                    resent.append(row.seq)
+                else:
+                    settled.append(row.seq)
+            if again:
+                self._publish(tenant, [], again)
+            if settled:
+                session.execute(
+                    update(OutboxEvent)
+                    .where(OutboxEvent.seq.in_(settled))
+                    .values(settled_at=func.clock_timestamp())
+                )
+            if resent:  # wait another period before checking these again
+                session.execute(
+                    update(OutboxEvent)
+                    .where(OutboxEvent.seq.in_(resent))
+                    .values(published_at=func.clock_timestamp())
+                )
+            session.commit()
+        if again:
+            log.warning(
+                "relay: %d message(s) of tenant %s were not handled in time; published again",
+                len(again),
+                tenant.slug,
+            )
+        self.stats.redelivered += len(again)
+        return len(again)
 
     # --- pruning -------------------------------------------------------------------------------
 

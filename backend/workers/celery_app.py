@@ -32,9 +32,12 @@ def create_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # On a lost broker connection, cancel running late-ack tasks: they cannot be acked
+        # any more and come back anyway (handlers are idempotent through the inbox).
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=keys.PLATFORM_QUEUE,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_seconds},
         worker_hijack_root_logger=False,
         timezone="UTC",
         beat_schedule={

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("trace", postgresql.JSONB(), nullable=False),
         sa.Column("request_id", sa.String(128), nullable=True),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("seq", name="pk_outbox"),
     )
     op.create_index("uq_outbox_id", "outbox", ["id"], unique=True)
@@ -48,6 +49,12 @@ def upgrade() -> None:
         postgresql_where=sa.text("published_at IS NULL"),
     )
     op.create_index("ix_outbox_aggregate_seq", "outbox", ["aggregate_type", "aggregate_id", "seq"])
+    op.create_index(
+        "ix_outbox_unsettled_published_at",
+        "outbox",
+        ["published_at"],
+        postgresql_where=sa.text("published_at IS NOT NULL AND settled_at IS NULL"),
+    )
     op.create_index("ix_outbox_type_seq", "outbox", ["type", "seq"])
     op.create_index("ix_outbox_occurred_at", "outbox", ["occurred_at"])
     op.execute(
@@ -58,6 +65,7 @@ def upgrade() -> None:
         "inbox",
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("handler", sa.String(100), nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=False, server_default="handled"),
         sa.Column(
             "processed_at",
             sa.DateTime(timezone=True),
