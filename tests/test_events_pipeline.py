@@ -178,7 +178,12 @@ def test_a_handler_that_always_fails_ends_in_the_dead_letters(
     assert letter.attempts == RETRIES + 1
     assert "probe handler refuses" in letter.error
     assert letter.envelope["type"] == "DoomedProbe"
-    assert _inbox(sync_engine, tenant) == []  # the failed attempts left nothing behind
+    # The failed attempts left nothing behind but the entry that settles the event.
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        entries = session.execute(
+            select(InboxEntry.event_id, InboxEntry.handler, InboxEntry.outcome)
+        ).all()
+    assert [tuple(e) for e in entries] == [(event_id, "tests.always_fails", "dead-lettered")]
 
 
 def test_events_written_while_no_relay_runs_are_found_by_its_sweep(
