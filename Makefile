@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test lint format lock bench-provisioning bench-migrate bench-login bench-tasks clean
+.PHONY: install dev test lint format lock bench-provisioning bench-migrate bench-login bench-tasks bench-events clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-login: install
 
 bench-tasks: install
 	$(BIN)/python -m bench.tasks.run
+
+bench-events: install
+	$(BIN)/python -m bench.events.run
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tenantflow > requirements.lock

@@ -107,9 +107,11 @@ class Settings(BaseSettings):
     event_max_retries: int = Field(default=5, ge=0, le=20)
     event_retry_base_seconds: float = Field(default=1.0, gt=0, le=60)
     event_retry_max_seconds: float = Field(default=300.0, gt=0, le=3000)
-    #: Handler messages of one tenant that may wait in its queue at once; the relay holds the
-    #: rest back so a tenant with a backlog cannot starve the others of its partition.
-    event_inflight_per_tenant: int = Field(default=20, ge=1, le=10_000)
+    #: Batch messages of one tenant that may be in flight at once; the relay holds the rest
+    #: back so a tenant with a backlog cannot starve the others of its partition (see
+    #: backend/events/inflight.py). Events per batch message: ``event_batch_size``.
+    event_inflight_per_tenant: int = Field(default=2, ge=1, le=10_000_000)
+    event_batch_size: int = Field(default=8, ge=1, le=500)
     #: Outbox rows the relay claims per tenant and turn.
     relay_batch_size: int = Field(default=100, ge=1, le=5000)
     #: The relay's sweep for events whose notification it missed: every this many seconds it

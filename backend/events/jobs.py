@@ -1,10 +1,14 @@
-"""The consumer side: one Celery message per (event, handler), run exactly once per effect.
+"""The consumer side: handlers run exactly once per effect, whatever is delivered twice.
 
-``events.handle`` runs the handler in a tenant transaction that first records
-``(event id, handler)`` in the tenant's inbox: a redelivered message (a worker killed before
-its ack, a relay that published twice) finds the entry and changes nothing. A failing handler
-is retried with exponential backoff and full jitter; after the last retry its event goes to
-the dead letters (shared schema), where operators can inspect and replay it.
+The relay sends ``events.handle_batch`` messages: up to ``event_batch_size`` events of one
+tenant for one handler. The batch runs in one tenant transaction that records
+``(event id, handler)`` in the tenant's inbox next to each event's effect: a redelivered
+message (a worker killed before its ack, a relay that published twice) finds the entries and
+changes nothing. If any event of the batch fails, the transaction is rolled back and each
+event runs in a transaction of its own, so one bad event does not hold back the others; the
+failing ones go on as single ``events.handle`` messages, retried with exponential backoff and
+jitter, and after the last retry their event goes to the dead letters (shared schema), where
+operators can inspect and replay it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry
+from redis.exceptions import RedisError
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from backend.config import get_settings
 from backend.events import inflight, registry
@@ -29,6 +36,8 @@ from tenancy.celery import TenantTask
 from tenancy.context import require_tenant
 
 log = logging.getLogger(__name__)
+#: Failures of the infrastructure, not of a handler: the whole message is tried again later.
+RECOVERABLE = (DBAPIError, RedisError, OSError)
 
 
 def backoff(retries: int) -> float:
@@ -41,25 +50,10 @@ def backoff(retries: int) -> float:
 
 def handle_once(envelope: dict[str, Any], handler: registry.Handler) -> bool:
     """Run ``handler`` on the event unless the inbox says it ran; whether it ran now."""
-    event_id = uuid.UUID(envelope["id"])
-    actor = envelope.get("actor") or {}
-    context = EventContext(
-        actor_type="system",
-        actor_id=None,
-        request_id=f"event:{envelope['id']}",
-        trace=dict(envelope.get("trace") or {}),
-    )
-    with resources.tenant_job_session() as session, acting(context):
-        claimed = session.execute(
-            insert(InboxEntry)
-            .values(event_id=event_id, handler=handler.name)
-            .on_conflict_do_nothing()
-            .returning(InboxEntry.event_id)
-        ).first()
-        if claimed is None:
+    with resources.tenant_job_session() as session, acting(_context(envelope)):
+        if not _claim(session, envelope, handler):
             return False
         handler.run(session, envelope)
-    log.debug("event %s (%s) handled by %s for %s", event_id, envelope["type"], handler, actor)
     return True
 
 
@@ -98,33 +92,100 @@ def dead_letter(
     )
 
 
-@celery_app.task(name="events.handle", base=TenantTask, bind=True, acks_late=True)
-def handle(self: Task, envelope: dict[str, Any], handler: str) -> str:
-    """Deliver one event to one handler (see the module docstring)."""
+def _context(envelope: dict[str, Any]) -> EventContext:
+    return EventContext(
+        actor_type="system",
+        request_id=f"event:{envelope['id']}",
+        trace=dict(envelope.get("trace") or {}),
+    )
+
+
+def _claim(session: Session, envelope: dict[str, Any], handler: registry.Handler) -> bool:
+    claimed = session.execute(
+        insert(InboxEntry)
+        .values(event_id=uuid.UUID(envelope["id"]), handler=handler.name)
+        .on_conflict_do_nothing()
+        .returning(InboxEntry.event_id)
+    ).first()
+    return claimed is not None
+
+
+def handle_all(envelopes: list[dict[str, Any]], handler: registry.Handler) -> int:
+    """Run ``handler`` on every event the inbox does not know, in one transaction; how many
+    ran. Raises when any of them fails (nothing is committed then)."""
+    ran = 0
+    with resources.tenant_job_session() as session:
+        for envelope in envelopes:
+            if _claim(session, envelope, handler):
+                with acting(_context(envelope)):
+                    handler.run(session, envelope)
+                ran += 1
+    return ran
+
+
+@celery_app.task(name="events.handle_batch", base=TenantTask, bind=True, acks_late=True)
+def handle_batch(
+    self: Task, envelopes: list[dict[str, Any]], handler: str, message_id: str | None = None
+) -> str:
+    """Deliver a batch of one tenant's events to one handler (see the module docstring)."""
     tenant = require_tenant()
+    failed: list[tuple[dict[str, Any], Exception]] = []
+    try:
+        found = registry.by_name(handler)
+        if found is None:
+            missing = LookupError(f"no handler named {handler!r} in this release")
+            failed = [(e, missing) for e in envelopes]
+        else:
+            try:
+                handle_all(envelopes, found)
+                return "handled"
+            except RECOVERABLE:
+                raise
+            except Exception:
+                for envelope in envelopes:  # one by one, to find the ones that fail
+                    try:
+                        handle_once(envelope, found)
+                    except RECOVERABLE:
+                        raise
+                    except Exception as error:
+                        failed.append((envelope, error))
+        for envelope, problem in failed:
+            log.warning(
+                "event %s failed in %s: %s; retrying alone", envelope["id"], handler, problem
+            )
+            handle.apply_async(args=[envelope, handler, 1], countdown=backoff(0), tenant=tenant)
+        return f"{len(failed)} failed"
+    except RECOVERABLE as exc:
+        # PostgreSQL or Redis away: the whole batch again later (the inbox skips what ran).
+        raise self.retry(
+            exc=exc, countdown=backoff(self.request.retries), max_retries=None
+        ) from exc
+    finally:
+        if message_id is not None:
+            inflight.release(resources.redis(), tenant.id, message_id)
+
+
+@celery_app.task(name="events.handle", base=TenantTask, bind=True, acks_late=True)
+def handle(self: Task, envelope: dict[str, Any], handler: str, prior_attempts: int = 0) -> str:
+    """Deliver one event to one handler, with retries and then a dead letter.
+    ``prior_attempts``: failed tries before this message (its batch's)."""
     found = registry.by_name(handler)
     settings = get_settings()
-    final = True
     try:
         if found is None:
             raise LookupError(f"no handler named {handler!r} in this release")
         return "handled" if handle_once(envelope, found) else "duplicate"
     except Exception as exc:
         if self.request.retries < settings.event_max_retries:
-            final = False
             raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
         try:
-            dead_letter(envelope, handler, exc, self.request.retries + 1)
+            dead_letter(envelope, handler, exc, prior_attempts + self.request.retries + 1)
         except Exception as lost:
             # Nowhere to put it yet (PostgreSQL away): keep retrying rather than drop it.
-            final = False
             raise self.retry(
                 exc=lost, countdown=backoff(self.request.retries), max_retries=None
             ) from lost
         return "dead-lettered"
-    finally:
-        if final:
-            inflight.release(resources.redis(), tenant.id, envelope["id"], handler)
 
 
-__all__ = ["Retry", "backoff", "handle", "handle_once"]
+__all__ = ["Retry", "backoff", "handle", "handle_batch", "handle_once"]

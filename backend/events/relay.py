@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,8 @@ CHANNEL = "tf_outbox"
 #: Outages the relay waits out (anything else is a bug and ends it).
 RECOVERABLE = (psycopg.Error, DBAPIError, redis_sync.RedisError, KombuOperationalError, OSError)
 SWEEP_CHUNK = 500
+#: How long to wait when every tenant with a backlog is at its in-flight cap.
+CAPPED_WAIT = 0.005
 
 
 def live_channel(tenant_id: uuid.UUID) -> str:
@@ -115,11 +117,18 @@ class Relay:
                 with self._listen() as listener:
                     self.sweep_all()
                     delay = 0.1
+                    busy = False
                     while not stop.is_set():
-                        self._wake(listener, timeout=0 if self.pending else self._idle_wait())
+                        if busy:
+                            timeout = 0.0
+                        elif self.pending:  # all of them at their in-flight cap: let it drain
+                            timeout = CAPPED_WAIT
+                        else:
+                            timeout = self._idle_wait()
+                        self._wake(listener, timeout=timeout)
                         if time.monotonic() >= self._next_sweep:
                             self.sweep_some()
-                        self.serve_round()
+                        busy = self.serve_round() > 0
                         if not self.pending and on_idle is not None:
                             on_idle()
             except (
@@ -216,21 +225,23 @@ class Relay:
 
     # --- publishing ----------------------------------------------------------------------------
 
-    def serve_round(self) -> None:
-        """One batch for every pending tenant, in turn; tenants found drained leave the list."""
+    def serve_round(self) -> int:
+        """One batch for every pending tenant, in turn; tenants found drained leave the list.
+        The number of events published."""
+        before = self.stats.published
         for tenant_id in list(self.pending):
             tenant = self.pending.pop(tenant_id)
             more = self.relay_batch(tenant)
             if more:
                 self.pending[tenant_id] = tenant  # to the back of the line
+        return self.stats.published - before
 
     def relay_batch(self, tenant: TenantRecord) -> bool:
         """Publish one batch of the tenant's unpublished rows; whether more may be waiting."""
-        cap = self.settings.event_inflight_per_tenant
-        room = inflight.room(self.redis, tenant.id, cap)
+        room = inflight.room(self.redis, tenant.id, self.settings.event_inflight_per_tenant)
         if room <= 0:
-            return True  # its queue is full: serve the others, come back next round
-        size = self.settings.relay_batch_size
+            return True  # at its in-flight cap: serve the others, come back next round
+        size = min(self.settings.relay_batch_size, room * self.settings.event_batch_size)
         with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
             rows = list(
                 session.execute(
@@ -243,18 +254,11 @@ class Relay:
             )
             if not rows:
                 return False
-            chosen: list[OutboxEvent] = []
-            messages: list[tuple[dict[str, Any], str]] = []
-            for row in rows:
-                handlers = registry.handlers_for(row.type)
-                if chosen and len(messages) + len(handlers) > room:
-                    break
-                chosen.append(row)
-                doc = envelope(row, tenant.id)
-                messages.extend((doc, h.name) for h in handlers)
-            self._publish(tenant, chosen, messages)
-            handled = {r.seq for r in chosen if registry.handlers_for(r.type)}
-            for seqs, settled in ((handled, None), ({r.seq for r in chosen} - handled, True)):
+            docs = [envelope(row, tenant.id) for row in rows]
+            messages = [(d, h.name) for d in docs for h in registry.handlers_for(d["type"])]
+            sent = self._publish(tenant, docs, messages)
+            handled = {r.seq for r in rows if registry.handlers_for(r.type)}
+            for seqs, settled in ((handled, False), ({r.seq for r in rows} - handled, True)):
                 if seqs:  # events without handlers are settled once published
                     now = func.clock_timestamp()
                     session.execute(
@@ -263,31 +267,43 @@ class Relay:
                         .values(published_at=now, settled_at=now if settled else None)
                     )
             session.commit()
-        self.stats.published += len(chosen)
-        self.stats.messages += len(messages)
+        self.stats.published += len(rows)
+        self.stats.messages += sent
         self.stats.batches += 1
-        return len(chosen) == size or len(chosen) < len(rows)
+        return len(rows) == size
 
     def _publish(
         self,
         tenant: TenantRecord,
-        rows: Iterable[OutboxEvent],
-        messages: list[tuple[dict[str, Any], str]],
-    ) -> None:
-        from backend.events.jobs import handle
+        live: list[dict[str, Any]],
+        deliveries: list[tuple[dict[str, Any], str]],
+    ) -> int:
+        """The envelopes on the live channel, and the (event, handler) deliveries as batch
+        messages of up to ``event_batch_size`` events per handler; how many messages."""
+        from backend.events.jobs import handle_batch
 
+        per_message = self.settings.event_batch_size
+        by_handler: dict[str, list[dict[str, Any]]] = {}
+        for doc, name in deliveries:
+            by_handler.setdefault(name, []).append(doc)
+        batches = [
+            (uuid.uuid4().hex, name, docs[i : i + per_message])
+            for name, docs in by_handler.items()
+            for i in range(0, len(docs), per_message)
+        ]
         with self.redis.pipeline(transaction=False) as pipe:
-            inflight.add(
-                pipe, tenant.id, (inflight.member(doc["id"], name) for doc, name in messages)
-            )
+            inflight.add(pipe, tenant.id, (message_id for message_id, _, _ in batches))
             channel = live_channel(tenant.id)
-            for row in rows:
-                pipe.publish(channel, json.dumps(envelope(row, tenant.id), separators=(",", ":")))
+            for doc in live:
+                pipe.publish(channel, json.dumps(doc, separators=(",", ":")))
             pipe.execute()
-        if messages:
+        if batches:
             with self.celery.producer_or_acquire() as producer:
-                for doc, name in messages:
-                    handle.apply_async(args=[doc, name], tenant=tenant, producer=producer)
+                for message_id, name, docs in batches:
+                    handle_batch.apply_async(
+                        args=[docs, name, message_id], tenant=tenant, producer=producer
+                    )
+        return len(batches)
 
     # --- delivery check ------------------------------------------------------------------------
 

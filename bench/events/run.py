@@ -1,0 +1,418 @@
+"""Benchmark of the event pipeline: relay throughput, end-to-end latency, the outbox's cost on
+a write, and fairness between tenants of one partition.
+
+Real parts: PostgreSQL, Redis, the relay (backend.events.relay, in a thread of this process)
+and a Celery worker (a subprocess, 2 processes). Events are ``BenchTick`` (bench/events/
+handlers.py) with one handler that does nothing but its inbox entry, so the figures are the
+pipeline's own.
+
+Figures, each against a baseline from the same run:
+
+* ``producer_peak``: events/s that 4 threads commit, one event per transaction, as a service
+  records them. **Baseline** of the next line.
+* ``relay_throughput``: events/s the relay publishes from a backlog (one message per event to
+  the tenant's queue, plus the live channel), no worker running and the in-flight cap lifted so
+  that only the relay is measured. Target >= 1.0x the producer's peak.
+* ``latency_at_half_peak``: commit -> handler (the inbox entry's time) p50/p99, with the
+  producer paced at half its peak and the worker running. Target p99 < 1 s.
+* ``write_with_outbox``: transactions/s of a task update (one UPDATE) with its event recorded,
+  against the same update alone (**baseline**, interleaved rounds). Target >= 0.85x.
+* ``fairness``: latency of a quiet tenant's events (one every 20 ms) while a noisy tenant of
+  the same partition has 10,000 events waiting, against the quiet tenant alone (**baseline**).
+  Target p50 <= 1.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+
+from bench import BenchServices, figure, progress, ratio, throwaway_database, verdict
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TARGET_RELAY = 1.0
+TARGET_LATENCY_P99 = 1.0
+TARGET_WRITE = 0.85
+TARGET_FAIRNESS = 1.5
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.events.run", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=None, help="per timed phase (5; quick 2)")
+    parser.add_argument(
+        "--backlog", type=int, default=None, help="noisy backlog (10000; quick 2000)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: shorter phases")
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or (2.0 if args.quick else 5.0)
+    args.backlog = args.backlog or (2000 if args.quick else 10_000)
+    return args
+
+
+# --- set-up --------------------------------------------------------------------------------------
+
+
+def _tenants(engine: Engine, count: int) -> list[Any]:
+    """``count`` tenants in one partition (so fairness is measured within a partition)."""
+    from backend.config import get_settings
+    from backend.projects.models import Project
+    from tenancy import keys, migrate, provisioning
+    from tenancy.context import bind_tenant
+    from tenancy.db import sync_tenant_session
+
+    migrate.upgrade_shared(engine)
+    partitions = get_settings().queue_partitions
+    made: list[Any] = []
+    while len(made) < count:
+        slug = f"bench-events-{uuid.uuid4().hex[:8]}"
+        record = provisioning.create_tenant(engine, slug=slug, name=slug, target="head")
+        if made and keys.partition_of(record.id, partitions) != keys.partition_of(
+            made[0][0].id, partitions
+        ):
+            continue  # another partition: not used
+        with bind_tenant(record), sync_tenant_session(engine) as session:
+            project = Project(name="Bench", key="BEN", description="")
+            session.add(project)
+            session.commit()
+            made.append((record, project.id))
+    progress(f"{count} tenants in one partition")
+    return made
+
+
+def _commit_events(engine: Engine, tenant: Any, project_id: uuid.UUID, n: int, per_tx: int) -> None:
+    from backend.events import outbox
+    from bench.events.handlers import BenchTick
+    from tenancy.context import bind_tenant
+    from tenancy.db import sync_tenant_session
+
+    with bind_tenant(tenant):
+        done = 0
+        while done < n:
+            with sync_tenant_session(engine) as session:
+                for _ in range(min(per_tx, n - done)):
+                    outbox.record(session, BenchTick(project_id=project_id, sent=time.time()))
+                session.commit()
+            done += per_tx
+
+
+@contextmanager
+def _worker(services: BenchServices, log: Path) -> Iterator[None]:
+    from backend.config import get_settings
+    from backend.workers.celery_app import worker_queues
+
+    argv = [
+        sys.executable, "-m", "celery", "-A", "backend.workers.celery_app", "worker",
+        "-I", "bench.events.handlers", "-Q", ",".join(worker_queues(get_settings())),
+        "-c", "2", "--without-mingle", "--without-gossip", "-n", f"bench-{os.getpid()}@%h",
+        "-l", "INFO", "-f", str(log),
+    ]  # fmt: skip
+    env = {**os.environ, "TENANTFLOW_REDIS_URL": services.redis_url}
+    start = log.stat().st_size if log.exists() else 0
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while "ready." not in (log.read_text()[start:] if log.exists() else ""):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not start; see {log}")
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def _relay(engine: Engine, services: BenchServices, **overrides: Any) -> Iterator[Any]:
+    import redis as redis_sync
+
+    from backend.config import get_settings
+    from backend.events.relay import Relay
+    from backend.workers.celery_app import create_celery
+
+    settings = get_settings().model_copy(update={"redis_url": services.redis_url, **overrides})
+    relay = Relay(
+        settings, engine, redis_sync.Redis.from_url(services.redis_url), create_celery(settings)
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield relay
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def _latencies(engine: Engine, tenant: Any, since: float) -> list[float]:
+    """Commit -> handled, seconds, of the tenant's events sent after ``since``."""
+    from backend.events.models import InboxEntry, OutboxEvent
+    from tenancy.db import bound_engine
+
+    with bound_engine(engine, tenant).connect() as conn:
+        rows = conn.execute(
+            select(
+                OutboxEvent.payload["sent"].as_float(),
+                func.extract("epoch", InboxEntry.processed_at),
+            )
+            .join(InboxEntry, InboxEntry.event_id == OutboxEvent.id)
+            .where(OutboxEvent.payload["sent"].as_float() >= since)
+        ).all()
+    return [float(done) - float(sent) for sent, done in rows]
+
+
+def _wait_handled(engine: Engine, tenant: Any, since: float, n: int, timeout: float) -> list[float]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _latencies(engine, tenant, since)
+        if len(found) >= n:
+            return found
+        time.sleep(0.2)
+    raise RuntimeError(f"only {len(_latencies(engine, tenant, since))} of {n} events handled")
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _flush_queues(services: BenchServices, tenant: Any) -> None:
+    """Drop the published messages (no worker ran) and the tenant's in-flight count of them."""
+    import redis as redis_sync
+
+    from backend.config import get_settings
+    from tenancy import keys
+
+    client = redis_sync.Redis.from_url(services.redis_url)
+    client.delete(*keys.all_partition_queues(get_settings().queue_partitions))
+    client.delete(keys.tenant_key(tenant.id, "events", "inflight"))
+
+
+# --- phases --------------------------------------------------------------------------------------
+
+
+def producer_peak(engine: Engine, tenant: Any, project_id: uuid.UUID, seconds: float) -> float:
+    threads = 4
+    counts = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def produce(i: int) -> None:
+        while time.monotonic() < stop:
+            _commit_events(engine, tenant, project_id, 1, 1)
+            counts[i] += 1
+
+    workers = [threading.Thread(target=produce, args=(i,)) for i in range(threads)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def relay_throughput(
+    engine: Engine, services: BenchServices, tenant: Any, project_id: uuid.UUID, n: int
+) -> float:
+    from backend.events.models import OutboxEvent
+    from tenancy.db import bound_engine
+
+    _commit_events(engine, tenant, project_id, n, 200)
+
+    def unpublished() -> int:
+        with bound_engine(engine, tenant).connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(OutboxEvent.published_at.is_(None))
+                ).scalar_one()
+            )
+
+    started = time.perf_counter()
+    with _relay(engine, services, event_inflight_per_tenant=10_000_000, relay_batch_size=500):
+        while unpublished():
+            time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    _flush_queues(services, tenant)
+    return n / seconds
+
+
+def paced(engine: Engine, tenant: Any, project_id: uuid.UUID, rate: float, seconds: float) -> int:
+    """Commit events at ``rate``/s for ``seconds`` from 2 threads; how many."""
+    threads = 2
+    interval = threads / rate
+    sent = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def produce(i: int) -> None:
+        due = time.monotonic() + i * interval / threads
+        while due < stop:
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            _commit_events(engine, tenant, project_id, 1, 1)
+            sent[i] += 1
+            due += interval
+
+    workers = [threading.Thread(target=produce, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(sent)
+
+
+def write_with_outbox(
+    engine: Engine, tenant: Any, project_id: uuid.UUID, seconds: float
+) -> tuple[float, float]:
+    """(tx/s with the event, tx/s without), interleaved rounds of a one-row update."""
+    from backend.events import outbox
+    from backend.events.types import ProjectUpdated
+    from backend.projects.models import Project
+    from tenancy.context import bind_tenant
+    from tenancy.db import sync_tenant_session
+
+    def write(with_event: bool) -> None:
+        with sync_tenant_session(engine) as session:
+            session.execute(update(Project).where(Project.id == project_id).values(description="d"))
+            if with_event:
+                outbox.record(
+                    session, ProjectUpdated(project_id=project_id, changes={"description": "d"})
+                )
+            session.commit()
+
+    totals = {True: [0, 0.0], False: [0, 0.0]}
+    rounds = 10
+    with bind_tenant(tenant):
+        for r in range(rounds):
+            for flag in (True, False) if r % 2 == 0 else (False, True):
+                stop = time.monotonic() + seconds / rounds
+                started = time.perf_counter()
+                n = 0
+                while time.monotonic() < stop:
+                    write(flag)
+                    n += 1
+                totals[flag][0] += n
+                totals[flag][1] += time.perf_counter() - started
+    return totals[True][0] / totals[True][1], totals[False][0] / totals[False][1]
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def run(services: BenchServices, args: argparse.Namespace) -> None:
+    import backend.models  # noqa: F401  (every mapper configured)
+    import bench.events.handlers  # noqa: F401  (the relay must know the bench handler)
+    from backend.config import get_settings
+    from backend.kit.db import make_engine
+
+    engine = make_engine(get_settings().database_url, pool_size=8, max_overflow=4)
+    log = Path(get_settings().var_dir) / "bench-events-worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        (noisy, noisy_project), (quiet, quiet_project), (solo, solo_project) = [
+            (t, p) for t, p in _tenants(engine, 3)
+        ]
+        progress("producer peak")
+        peak = producer_peak(engine, solo, solo_project, args.seconds)
+        progress("relay throughput")
+        relay_rate = relay_throughput(
+            engine, services, solo, solo_project, max(3000, int(peak * args.seconds))
+        )
+        progress("write with and without the outbox")
+        with_event, alone = write_with_outbox(engine, quiet, quiet_project, args.seconds)
+        with _worker(services, log), _relay(engine, services):
+            progress(f"latency at half the peak ({peak / 2:.0f}/s)")
+            since = time.time()
+            sent = paced(engine, solo, solo_project, peak / 2, args.seconds)
+            latency = _wait_handled(engine, solo, since, sent, 120)
+            progress("fairness: quiet tenant alone")
+            since = time.time()
+            sent = paced(engine, quiet, quiet_project, 50, args.seconds)
+            alone_latency = _wait_handled(engine, quiet, since, sent, 60)
+            progress(f"fairness: quiet tenant beside a backlog of {args.backlog}")
+            _commit_events(engine, noisy, noisy_project, args.backlog, 500)
+            since = time.time()
+            sent = paced(engine, quiet, quiet_project, 50, args.seconds)
+            beside = _wait_handled(engine, quiet, since, sent, 120)
+    finally:
+        engine.dispose()
+
+    print(f"events benchmark: seconds={args.seconds} backlog={args.backlog} cpus={os.cpu_count()}")
+    figure("producer_peak", [("events_per_s", f"{peak:.0f}")])
+    figure(
+        "relay_throughput",
+        [("events_per_s", f"{relay_rate:.0f}"), ("vs_producer_peak", ratio(relay_rate, peak))],
+    )
+    p50, p99 = statistics.median(latency) * 1000, _pct(latency, 0.99) * 1000
+    figure(
+        "latency_at_half_peak",
+        [
+            ("rate_per_s", f"{peak / 2:.0f}"),
+            ("events", str(len(latency))),
+            ("p50_ms", f"{p50:.1f}"),
+            ("p99_ms", f"{p99:.1f}"),
+        ],
+    )
+    figure(
+        "write_with_outbox",
+        [
+            ("tx_per_s", f"{with_event:.0f}"),
+            ("alone_tx_per_s", f"{alone:.0f}"),
+            ("ratio", ratio(with_event, alone)),
+        ],
+    )
+    fair = statistics.median(beside) / statistics.median(alone_latency)
+    figure(
+        "fairness_quiet_tenant",
+        [
+            ("alone_p50_ms", f"{statistics.median(alone_latency) * 1000:.1f}"),
+            ("beside_backlog_p50_ms", f"{statistics.median(beside) * 1000:.1f}"),
+            ("beside_backlog_p99_ms", f"{_pct(beside, 0.99) * 1000:.1f}"),
+            ("p50_ratio", f"{fair:.2f}"),
+        ],
+    )
+    figure(
+        "target_relay_vs_producer_at_least_1.0x",
+        [("relay", f"{verdict(relay_rate >= peak * TARGET_RELAY)}({relay_rate / peak:.2f}x)")],
+    )
+    figure(
+        "target_latency_p99_under_1s",
+        [
+            (
+                "p99",
+                f"{verdict(_pct(latency, 0.99) < TARGET_LATENCY_P99)}({_pct(latency, 0.99):.3f}s)",
+            )
+        ],
+    )
+    figure(
+        "target_write_with_outbox_at_least_0.85x",
+        [("write", f"{verdict(with_event >= alone * TARGET_WRITE)}({with_event / alone:.2f}x)")],
+    )
+    figure(
+        "target_fairness_at_most_1.5x",
+        [("quiet", f"{verdict(fair <= TARGET_FAIRNESS)}({fair:.2f}x)")],
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    with throwaway_database() as services:
+        run(services, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
