@@ -162,8 +162,11 @@ class Relay:
             schemas.add(note.payload)
         for schema in schemas:
             tenant = self._tenant_of(schema)
-            if tenant is not None:
-                self.pending.setdefault(tenant.id, tenant)
+            if tenant is not None and tenant.id not in self.pending:
+                # A tenant that just wrote goes first: tenants with a backlog are already
+                # in the line, and the newcomer's few events are done in one batch.
+                self.pending[tenant.id] = tenant
+                self.pending.move_to_end(tenant.id, last=False)
 
     def _tenant_of(self, schema: str) -> TenantRecord | None:
         tenant = self._by_schema.get(schema)
