@@ -17,6 +17,7 @@ from backend import __version__
 from backend.analytics.routes import CACHE_HEADER
 from backend.analytics.routes import router as analytics_router
 from backend.config import Settings, get_settings
+from backend.events.platform_routes import router as dead_letters_router
 from backend.health import router as health_router
 from backend.identity.api_keys import tenant_of_key
 from backend.identity.audit_routes import router as audit_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analytics_router,
         operators_router,
         platform_router,
+        dead_letters_router,
     ):
         app.include_router(router)
     install_method_guards(app)
