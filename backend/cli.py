@@ -1,4 +1,5 @@
-"""The `tenantflow` command: tenants, operators, migrate, services, dev, api, worker, beat, mail."""
+"""The `tenantflow` command: tenants, operators, dead letters, migrate, services, dev, api,
+worker, beat, mail."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backend.config import get_settings
+from backend.events.cli import dead_letters_app
 from backend.operators.cli import operators_app
 
 app = typer.Typer(help="Tenantflow: multi-tenant task and workflow backend.", no_args_is_help=True)
@@ -26,6 +28,7 @@ mail_app = typer.Typer(
 )
 app.add_typer(mail_app, name="mail")
 app.add_typer(operators_app, name="operators")
+app.add_typer(dead_letters_app, name="dead-letters")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

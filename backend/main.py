@@ -18,6 +18,7 @@ from backend.analytics.routes import CACHE_HEADER
 from backend.analytics.routes import router as analytics_router
 from backend.config import Settings, get_settings
 from backend.events.outbox import EventContextMiddleware
+from backend.events.platform_routes import router as dead_letters_router
 from backend.events.routes import router as events_router
 from backend.health import router as health_router
 from backend.identity.api_keys import tenant_of_key
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events_router,
         operators_router,
         platform_router,
+        dead_letters_router,
     ):
         app.include_router(router)
     install_method_guards(app)

@@ -22,6 +22,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 from redis.exceptions import RedisError
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -101,11 +102,15 @@ def _context(envelope: dict[str, Any]) -> EventContext:
 
 
 def _claim(session: Session, envelope: dict[str, Any], handler: registry.Handler) -> bool:
+    """Whether this delivery is the one to run: no inbox entry yet, or one that says the
+    handler gave up (a replay, or a late copy of the message, tries again)."""
+    claim = insert(InboxEntry).values(event_id=uuid.UUID(envelope["id"]), handler=handler.name)
     claimed = session.execute(
-        insert(InboxEntry)
-        .values(event_id=uuid.UUID(envelope["id"]), handler=handler.name)
-        .on_conflict_do_nothing()
-        .returning(InboxEntry.event_id)
+        claim.on_conflict_do_update(
+            index_elements=["event_id", "handler"],
+            set_={"outcome": "handled", "processed_at": func.now()},
+            where=InboxEntry.outcome == "dead-lettered",
+        ).returning(InboxEntry.event_id)
     ).first()
     return claimed is not None
 
