@@ -69,11 +69,13 @@ def test_dev_runs_everything_and_stops_on_ctrl_c(tmp_path: Path, sync_engine):
             demo = registry.get_by_slug(conn, DEMO_SLUG)
         context = {"tenant_name": demo.name, "reset_url": f"{base}/r?t=x", "expires_minutes": 5}
         queue_email(demo, DEMO_EMAIL, "password_reset", context)
-        for _ in range(100):
+        for _ in range(300):
             if list_messages(tmp_path / "mail"):
                 break
             time.sleep(0.2)
-        [path] = list_messages(tmp_path / "mail")
+        found = list_messages(tmp_path / "mail")
+        assert len(found) == 1, (tmp_path / "dev.log").read_text()[-4000:]
+        [path] = found
         assert read_message(path)["To"] == DEMO_EMAIL
 
         busy = subprocess.run(
