@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from backend import __version__
@@ -35,6 +35,7 @@ from backend.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
 from backend.kit.idempotency import REPLAYED_HEADER, IdempotencyMiddleware
 from backend.kit.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from backend.kit.openapi import install_openapi, operation_id
+from backend.kit.params import known_query_params
 from backend.kit.resources import Resources
 from backend.kit.routing import install_method_guards
 from backend.operators.routes import router as operators_router
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "token. Every error is application/problem+json.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        dependencies=[Depends(known_query_params)],
     )
     app.state.tokens = tokens
     app.state.operator_tokens = OperatorTokenService(settings)
