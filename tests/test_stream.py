@@ -21,13 +21,14 @@ from sqlalchemy import select, update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from backend.events import outbox
+from backend.events import inflight, outbox
 from backend.events.models import OutboxEvent
 from backend.events.relay import Relay, live_channel
 from backend.events.types import LabelCreated
 from backend.identity.models import ROLES, User
 from backend.identity.tokens import TokenService
 from backend.realtime import stream
+from backend.realtime.feed import FeedLost, subscribed
 from backend.workers.celery_app import celery_app
 from tenancy.context import bind_tenant
 from tenancy.db import sync_tenant_session
@@ -326,6 +327,49 @@ async def test_resume_replays_then_goes_live_without_gaps_or_duplicates(
     assert ids == expected
 
 
+async def test_an_event_not_yet_marked_published_is_replayed_and_not_sent_again_live(
+    server, relay, settings, sync_engine, sync_redis, tenant_token
+):
+    """The relay publishes to Redis before it marks rows published: a client subscribing in
+    between must get the event from the replay, and then not its live copy as well."""
+    tenant, token = tenant_token
+    [first] = record(sync_engine, tenant)
+    published_order(sync_engine, tenant)
+    # A full in-flight quota holds the relay back from this tenant: its next event stays
+    # committed but unpublished.
+    quota = inflight._key(tenant.id)
+    with sync_redis.pipeline() as pipe:
+        inflight.add(
+            pipe, tenant.id, (f"hold-{i}" for i in range(settings.event_inflight_per_tenant))
+        )
+        pipe.execute()
+    try:
+        [held] = record(sync_engine, tenant)
+        async with socket(server, access_token=token, last_event_id=str(first)) as ws:
+            await ready(ws)
+            assert (await next_event(ws))["id"] == str(held)
+            sync_redis.delete(quota)  # the relay publishes it now, live
+            assert await asyncio.to_thread(published_order, sync_engine, tenant)
+            [later] = record(sync_engine, tenant)
+            assert [e["id"] for e in await events_for(ws, 1.5)] == [str(later)]
+    finally:
+        sync_redis.delete(quota)
+
+
+async def test_a_repeated_publication_is_sent_once(
+    server, relay, sync_engine, sync_redis, tenant_token
+):
+    """The relay delivers at least once (a crash before its commit publishes again)."""
+    tenant, token = tenant_token
+    async with socket(server, access_token=token) as ws:
+        await ready(ws)
+        [event_id] = record(sync_engine, tenant)
+        doc = await next_event(ws)
+        assert doc["id"] == str(event_id)
+        sync_redis.publish(live_channel(tenant.id), json.dumps(doc))
+        assert await events_for(ws, 1.0) == []
+
+
 async def test_resume_in_the_auth_message(server, relay, sync_engine, tenant_token):
     tenant, token = tenant_token
     first, second = record(sync_engine, tenant, 2)
@@ -388,3 +432,19 @@ async def test_a_lost_redis_subscription_closes_1011(server, sync_redis, tenant_
         sync_redis.client_kill_filter(_id=mine.pop())
         code, reason = await close_of(ws, 5)
     assert code == 1011 and "last_event_id" in reason
+
+
+async def test_a_silently_renewed_subscription_ends_the_feed(settings):
+    """redis-py may reconnect and subscribe again on its own; what was published in between
+    is lost to the socket, so a second subscription confirmation ends the feed (1011)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        async with subscribed(client, uuid.uuid4()) as feed:
+            assert await feed.next(0.2) is None
+            await feed.pubsub.subscribe(*feed.pubsub.channels)  # what a reconnect does
+            with pytest.raises(FeedLost):
+                await feed.next(2.0)
+    finally:
+        await client.aclose()
