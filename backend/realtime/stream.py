@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from backend.events.outbox import envelope
 from backend.identity.permissions import allow, principal_of
@@ -68,6 +68,9 @@ async def serve(ws: WebSocket) -> None:
         log.warning("live feed: Redis unavailable", exc_info=True)
         await _close(ws, UNAVAILABLE, "Live feed unavailable; reconnect with last_event_id.")
     except Exception:
+        if ws.client_state == WebSocketState.DISCONNECTED:
+            log.debug("live feed: client left mid-send", exc_info=True)
+            return
         log.exception("live feed failed")
         await _close(ws, UNAVAILABLE, "Live feed failed; reconnect with last_event_id.")
 
