@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=5, le=86400)
     #: Published events (the event log) and inbox entries older than this are pruned.
     event_retention_days: int = Field(default=30, ge=1, le=3650)
+    #: Live feed (backend/realtime): a heartbeat message this often keeps proxies from closing
+    #: a quiet WebSocket; a resuming client is replayed at most ``stream_replay_max`` events.
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)
+    stream_replay_max: int = Field(default=1000, ge=1, le=100_000)
     #: Proxies whose X-Forwarded-For `tenantflow api` trusts (comma-separated addresses or
     #: networks). The client address drives per-address login lockout and audit records.
     forwarded_allow_ips: str = "127.0.0.1"

@@ -43,6 +43,7 @@ from backend.operators.tokens import OperatorTokenService
 from backend.platform.deps import require_operator
 from backend.platform.routes import router as platform_router
 from backend.projects.routes import router as projects_router
+from backend.realtime.routes import router as stream_router
 from backend.tasks.comment_routes import router as comments_router
 from backend.tasks.label_routes import router as labels_router
 from backend.tasks.routes import router as tasks_router
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watchers_router,
         analytics_router,
         events_router,
+        stream_router,
         operators_router,
         platform_router,
         dead_letters_router,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette._utils import get_route_path
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,9 +23,19 @@ from tenancy.context import bind_tenant
 from tenancy.migrate import revisions_before
 from tenancy.naming import SLUG_RE
 from tenancy.registry import RegistryCache, TenantRecord
-from tenancy.resolver import resolve
+from tenancy.resolver import Resolution, resolve
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request's tenant is not served: an HTTP problem, or close code 4000 + status."""
+
+    status: int
+    code: str
+    detail: str
+    headers: dict[str, str] | None = None
 
 
 class TenantMiddleware:
@@ -58,24 +69,48 @@ class TenantMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        authorization = headers.get("authorization")
+        if scope["type"] == "websocket" and authorization is None:
+            # Browsers cannot set headers on a WebSocket: the token may come as a query parameter.
+            token = QueryParams(scope.get("query_string", b"")).get("access_token")
+            authorization = f"Bearer {token}" if token else None
         found = resolve(
             headers.get("x-tenant"),
             headers.get("host"),
-            headers.get("authorization"),
+            authorization,
             base_domain=self.base_domain,
             token_tenant=self.token_tenant,
         )
+        if found is None and scope["type"] == "websocket":
+            # The token (and so the tenant) may arrive in the socket's first message: the route
+            # admits the tenant with ``admit_token`` then, under the same checks as here.
+            scope.setdefault("state", {})["admit_token"] = self.admit_token
+            await self.app(scope, receive, send)
+            return
         if found is None:
             await self._refuse(
                 scope,
                 receive,
                 send,
-                400,
-                "tenant-required",
-                "Name the tenant: X-Tenant header, a tenant subdomain, "
-                "or a token issued by the tenant.",
+                Refusal(
+                    400,
+                    "tenant-required",
+                    "Name the tenant: X-Tenant header, a tenant subdomain, "
+                    "or a token issued by the tenant.",
+                ),
             )
             return
+        admitted = await self.admit(found)
+        if isinstance(admitted, Refusal):
+            await self._refuse(scope, receive, send, admitted)
+            return
+        scope.setdefault("state", {})["tenant"] = admitted
+        scope["state"]["tenant_source"] = found.source
+        with bind_tenant(admitted):
+            await self.app(scope, receive, send)
+
+    async def admit(self, found: Resolution) -> TenantRecord | Refusal:
+        """The tenant ``found`` names if it may be served now, else why not."""
         record: TenantRecord | None = None
         try:
             if found.slug is not None:
@@ -86,57 +121,50 @@ class TenantMiddleware:
         except (OperationalError, InterfaceError, SATimeoutError) as exc:
             log.warning("tenant registry unavailable", exc_info=True)
             problem = unavailable_problem(exc)
-            await self._refuse(
-                scope, receive, send, 503, problem.code, problem.detail, headers=problem.headers
-            )
-            return
+            return Refusal(503, problem.code, problem.detail, problem.headers)
         if record is None or record.status == "deleting":
             label = found.slug or found.tenant_id
-            await self._refuse(
-                scope, receive, send, 404, "tenant-not-found", f"No tenant '{label}'."
-            )
-            return
+            return Refusal(404, "tenant-not-found", f"No tenant '{label}'.")
         if record.status == "suspended":
-            await self._refuse(
-                scope,
-                receive,
-                send,
+            return Refusal(
                 403,
                 "tenant-suspended",
                 f"Tenant '{record.slug}' is suspended; contact the operator.",
             )
-            return
         if record.schema_revision is None or record.schema_revision in self.behind_head:
-            await self._refuse(
-                scope,
-                receive,
-                send,
+            return Refusal(
                 503,
                 "tenant-migrating",
                 f"Tenant '{record.slug}' is being migrated to a new version; retry shortly.",
-                headers={"Retry-After": "30"},
+                {"Retry-After": "30"},
             )
-            return
-        scope.setdefault("state", {})["tenant"] = record
-        scope["state"]["tenant_source"] = found.source
-        with bind_tenant(record):
-            await self.app(scope, receive, send)
+        return record
 
-    async def _refuse(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        status: int,
-        code: str,
-        detail: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    async def admit_token(self, token: str) -> TenantRecord | Refusal | None:
+        """The tenant a token was issued by (None: the token names none), as ``admit`` does."""
+        tenant_id = self.token_tenant(token)
+        if tenant_id is None:
+            return None
+        return await self.admit(Resolution("token", tenant_id=tenant_id))
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 4000 + status, "reason": detail[:120]})
+            # Accept first: a close before the handshake reaches the client as a bare HTTP 403,
+            # without the code and reason.
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send(
+                    {
+                        "type": "websocket.close",
+                        "code": 4000 + refusal.status,
+                        "reason": refusal.detail[:120],
+                    }
+                )
             return
         request = Request(scope, receive)
-        response = problem_response(request, status, code, detail, headers=headers)
+        response = problem_response(
+            request, refusal.status, refusal.code, refusal.detail, headers=refusal.headers
+        )
         await response(scope, receive, send)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.routing import APIRoute
 
 
-def api_routes(app: Any, prefix: str = "/api/") -> Iterator[APIRoute]:
+def api_routes(app: Any, prefix: str = "/api/", kind: type[Any] = APIRoute) -> Iterator[Any]:
     def walk(routes: list[Any]) -> Iterator[Any]:
         for route in routes:
             if hasattr(route, "original_router"):
@@ -17,5 +17,5 @@ def api_routes(app: Any, prefix: str = "/api/") -> Iterator[APIRoute]:
                 yield route
 
     for route in walk(app.routes):
-        if isinstance(route, APIRoute) and route.path.startswith(prefix):
+        if isinstance(route, kind) and route.path.startswith(prefix):
             yield route

@@ -6,7 +6,7 @@ import re
 import uuid
 
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
 
 from backend.identity.models import ROLES
 from backend.identity.permissions import HUMAN_ONLY, PERMISSIONS, declared_permission
@@ -36,12 +36,25 @@ def tenant_routes(app) -> list[tuple[APIRoute, str | None]]:
     return routes
 
 
+def socket_routes(app) -> list[tuple[APIWebSocketRoute, str | None]]:
+    """Tenant WebSocket routes: they authenticate after the handshake, so the endpoint itself
+    declares its action (``declares``) and checks it."""
+    found = []
+    for route in api_routes(app, kind=APIWebSocketRoute):
+        declared, action = declared_permission(route.endpoint)
+        assert declared, f"{route.path} declares nothing"
+        found.append((route, action))
+    return found
+
+
 def test_every_tenant_route_declares_one_known_permission(app):
     routes = tenant_routes(app)
+    sockets = socket_routes(app)
     assert len(routes) >= 15
-    for route, action in routes:
+    assert [r.path for r, _ in sockets] == ["/api/v1/stream"]
+    for route, action in [*routes, *sockets]:
         assert action is None or action in PERMISSIONS, (route.path, action)
-    used = {action for _, action in routes}
+    used = {action for _, action in [*routes, *sockets]}
     assert set(PERMISSIONS) <= used, f"unused permissions: {set(PERMISSIONS) - used}"
 
 

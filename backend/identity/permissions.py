@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,8 @@ from backend.kit.deps import SessionDep
 from backend.kit.errors import Problem
 from tenancy.context import require_tenant
 from tenancy.resolver import bearer_token
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 ALL = frozenset(ROLES)
 WRITERS = frozenset({"owner", "admin", "member"})
@@ -43,6 +45,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "invites:manage": ADMINS,
     "api_keys:manage": ADMINS,
     "audit:read": ADMINS,
+    # The event log, a task's activity and the live feed (WebSocket /api/v1/stream).
     "events:read": ALL,
     # Comments: editing is the author's only and deleting the author's or an admin's; the
     # per-comment rule is checked in backend.tasks.comments on top of these roles.
@@ -91,6 +94,11 @@ def _unauthorized(code: str, detail: str) -> Problem:
 
 async def _authenticate(request: Request, session: AsyncSession) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
+    return await principal_of(token, session, request.app.state.tokens)
+
+
+async def principal_of(token: str | None, session: AsyncSession, tokens: TokenService) -> Principal:
+    """Who ``token`` (access token or API key) is in the bound tenant; a 401 problem if nobody."""
     if token is None:
         raise _unauthorized("not-authenticated", "A bearer token or API key is required.")
     if api_keys.is_api_key(token):
@@ -104,7 +112,6 @@ async def _authenticate(request: Request, session: AsyncSession) -> Principal:
         # A key never acts above its creator's current role: a demotion applies to it too.
         role = key.role if not outranks(key.role, creator_role) else creator_role
         return Principal("api_key", key.id, role)
-    tokens: TokenService = request.app.state.tokens
     claims = tokens.decode(token)
     if claims is None:
         raise _unauthorized("invalid-token", "The access token is invalid or expired.")
@@ -141,24 +148,41 @@ async def authenticate(request: Request, session: SessionDep) -> Principal:
 def requires(action: str) -> Any:
     """``Annotated[Principal, requires("projects:create")]``: 401 without a caller, 403 (problem)
     when the caller's role may not do ``action``."""
-    allowed = PERMISSIONS[action]
+    PERMISSIONS[action]  # an unknown action fails at import, not at the first request
 
     async def check(principal: Principal = Depends(authenticate)) -> Principal:
-        if principal.kind == "api_key" and action in HUMAN_ONLY:
-            raise Problem(
-                403,
-                "forbidden",
-                f"API keys may not do '{action}'; sign in as a user.",
-                action=action,
-            )
-        if principal.role not in allowed:
-            raise Problem(
-                403, "forbidden", f"Role '{principal.role}' may not do '{action}'.", action=action
-            )
-        return principal
+        return allow(principal, action)
 
     check.permission = action  # type: ignore[attr-defined]
     return Depends(check)
+
+
+def allow(principal: Principal, action: str) -> Principal:
+    """``principal`` if it may do ``action``, else a 403 problem."""
+    if principal.kind == "api_key" and action in HUMAN_ONLY:
+        raise Problem(
+            403,
+            "forbidden",
+            f"API keys may not do '{action}'; sign in as a user.",
+            action=action,
+        )
+    if principal.role not in PERMISSIONS[action]:
+        raise Problem(
+            403, "forbidden", f"Role '{principal.role}' may not do '{action}'.", action=action
+        )
+    return principal
+
+
+def declares(action: str) -> Callable[[F], F]:
+    """Marks a WebSocket endpoint that checks ``action`` itself (with ``allow``), for the route
+    walker: a socket authenticates after the handshake, so no dependency can declare it."""
+    PERMISSIONS[action]
+
+    def mark(endpoint: F) -> F:
+        endpoint.permission = action  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
 
 
 def public() -> Any:
