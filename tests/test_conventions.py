@@ -229,3 +229,27 @@ def test_no_dependency_runs_in_the_thread_pool(app: Any) -> None:
         for route in api_routes(app, prefix=root):
             found.update(sync_calls(route.dependant))
     assert not found, sorted(found)
+
+
+async def test_every_get_route_refuses_unknown_query_parameters(
+    app: Any, client: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    """A typo in a filter must not silently mean "no filter": 422 on every route."""
+    import re
+    import uuid
+
+    from tests.routes import api_routes
+
+    tenant = make_tenant("params")
+    headers = await login(client, tenant)
+    checked = 0
+    for root in ROOTS:
+        for route in api_routes(app, prefix=root):
+            if "GET" not in route.methods:
+                continue
+            path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), route.path)
+            resp = await client.get(path, params={"no_such_filter": "1"}, headers=headers)
+            assert_problem(resp, 422, "invalid-parameter")
+            assert "no_such_filter" in resp.json()["detail"], route.path
+            checked += 1
+    assert checked >= 20

@@ -14,7 +14,6 @@ from fastapi import status as http
 
 from backend.analytics.cache import StatsWriteDB
 from backend.identity.permissions import Principal, requires
-from backend.kit import params
 from backend.kit.deps import TenantDB
 from backend.kit.errors import Problem, problem_responses
 from backend.kit.etag import if_match_of, not_modified, not_modified_response, set_etag
@@ -36,10 +35,6 @@ from backend.tasks.service import TaskFilters, TaskService
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 AUTH_ERRORS = (400, 401, 403, 404)
-LIST_PARAMS = frozenset(
-    {"limit", "cursor", "sort", "project_id", "status", "status_category", "assignee_id"}
-    | {"label", "due_before", "due_after", "parent_id", "q"}
-)
 
 
 async def get_service(session: TenantDB) -> TaskService:
@@ -57,9 +52,6 @@ WriteService = Annotated[TaskService, Depends(get_write_service)]
 async def project_of_path(project_id: uuid.UUID, service: WriteService) -> Project:
     # A dependency, so an unknown project is 404 before the body is validated.
     return await service.project(project_id)
-
-
-known_params_only = params.known_params_only(LIST_PARAMS)
 
 
 @router.post(
@@ -95,7 +87,6 @@ async def create_task(
 )
 async def list_tasks(
     _caller: Annotated[Principal, requires("tasks:read")],
-    _known: Annotated[None, Depends(known_params_only)],
     service: Service,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
