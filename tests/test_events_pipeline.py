@@ -197,7 +197,9 @@ def test_events_written_while_no_relay_runs_are_found_by_its_sweep(
         assert wait_until(lambda: _description(sync_engine, tenant, project_id) == "z", 30)
 
 
-def test_the_task_counts_projection_and_its_rebuild(events_worker, relay, make_tenant, sync_engine):
+def test_the_task_counts_projection_and_its_rebuild(
+    events_worker, relay, make_tenant, sync_engine, sync_redis
+):
     from backend.analytics import projection
     from backend.events.models import ProjectTaskCount
     from backend.events.types import TaskCreated
@@ -238,7 +240,12 @@ def test_the_task_counts_projection_and_its_rebuild(events_worker, relay, make_t
                 ).all()
             }
 
-    # A task event makes the handler recount the project from its tasks.
+    from tenancy import keys
+
+    generation = keys.stats_generation_key(tenant.id)
+    before = int(sync_redis.get(generation) or 0)
+    # A task event makes the handler recount the project from its tasks, and the tenant's
+    # cached stats stale once the recount committed.
     _record(
         sync_engine,
         tenant,
@@ -255,6 +262,7 @@ def test_the_task_counts_projection_and_its_rebuild(events_worker, relay, make_t
         ),
     )
     assert wait_until(lambda: counts() == {"todo": 2, "done": 1}, 30), counts()
+    assert wait_until(lambda: int(sync_redis.get(generation) or 0) > before, 10)
     # The rebuild recomputes the same and marks the projection built.
     with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
         session.execute(delete(ProjectTaskCount))

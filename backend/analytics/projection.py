@@ -14,8 +14,10 @@ with the pipeline's delay (typically well under a second).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
+from redis.exceptions import RedisError
 from sqlalchemy import Select, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -23,7 +25,9 @@ from sqlalchemy.orm import Session
 from backend.events.models import ProjectionState, ProjectTaskCount
 from backend.projects.models import Project
 from backend.tasks.models import Task
+from tenancy import keys
 
+log = logging.getLogger(__name__)
 NAME = "project_task_counts"
 _LOCK_SPACE = 0x7466_7063  # "tfpc": advisory lock keys of this projection
 
@@ -65,6 +69,17 @@ def rebuild(session: Session) -> int:
         .on_conflict_do_update(index_elements=["name"], set_={"rebuilt_at": func.now()})
     )
     return len(projects)
+
+
+def stats_changed(tenant_id: uuid.UUID) -> None:
+    """Make the tenant's cached stats stale (after a recount committed). Best effort, like the
+    API's own invalidation: the cache's TTL bounds what a failure leaves."""
+    from backend.workers import resources
+
+    try:
+        resources.redis().incr(keys.stats_generation_key(tenant_id))
+    except RedisError:
+        log.warning("stats cache of tenant %s not invalidated after a recount", tenant_id)
 
 
 def built_query() -> Select[tuple[bool]]:

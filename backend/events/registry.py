@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import event as sqla_event
 from sqlalchemy.orm import Session
 
 from backend.analytics import projection
@@ -28,6 +29,12 @@ class Handler:
 
 def _recount_project(session: Session, event: Envelope) -> None:
     projection.recompute(session, uuid.UUID(event["payload"]["project_id"]))
+    # Stats read their counts from the projection once it is built: figures cached before
+    # this commit are stale after it.
+    tenant_id = uuid.UUID(event["tenant"])
+    sqla_event.listen(
+        session, "after_commit", lambda _s: projection.stats_changed(tenant_id), once=True
+    )
 
 
 RECOUNT = Handler("analytics.recount_project", _recount_project)

@@ -6,6 +6,8 @@ import uuid
 
 from sqlalchemy.exc import IntegrityError
 
+from backend.events import outbox
+from backend.events.types import ProjectArchived, ProjectCreated, ProjectDeleted, ProjectUpdated
 from backend.kit.errors import Problem
 from backend.kit.etag import IfMatch
 from backend.kit.pagination import decode_keyset_cursor, encode_keyset_cursor
@@ -43,6 +45,9 @@ class ProjectService:
         self.repo.add_default_statuses(project)
         await self.repo.flush()
         await self.repo.refresh(project)
+        outbox.record(
+            self.repo.session, ProjectCreated(project_id=project.id, key=key, name=project.name)
+        )
         return project
 
     async def get(self, project_id: uuid.UUID) -> Project:
@@ -75,10 +80,19 @@ class ProjectService:
         changes = data.model_dump(exclude_unset=True)
         if "description" in changes and changes["description"] is None:
             changes["description"] = ""
+        before = {key: getattr(project, key) for key in changes}
         for key, value in changes.items():
             setattr(project, key, value)
         await self.repo.flush()
         await self.repo.refresh(project)
+        differ = {k: getattr(project, k) for k in changes if before[k] != getattr(project, k)}
+        if "archived" in differ:
+            outbox.record(
+                self.repo.session,
+                ProjectArchived(project_id=project.id, archived=differ.pop("archived")),
+            )
+        if differ:
+            outbox.record(self.repo.session, ProjectUpdated(project_id=project.id, changes=differ))
         return project
 
     async def delete(self, project_id: uuid.UUID, *, if_match: IfMatch = None) -> None:
@@ -86,4 +100,5 @@ class ProjectService:
         project = await self.get(project_id)
         if if_match is not None:
             if_match(project.version)
+        outbox.record(self.repo.session, ProjectDeleted(project_id=project.id, key=project.key))
         await self.repo.delete(project)

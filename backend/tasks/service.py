@@ -14,6 +14,7 @@ from backend.identity.permissions import ADMINS, Principal
 from backend.kit.errors import Problem
 from backend.kit.etag import IfMatch
 from backend.projects.models import Project, ProjectStatus
+from backend.tasks import events as task_events
 from backend.tasks.listing import Sort
 from backend.tasks.models import PRIORITIES, Task
 from backend.tasks.repository import TaskRepository
@@ -125,6 +126,7 @@ class TaskService:
         await self.repo.flush()
         await self.repo.add_labels(task.id, data.labels)
         await self.repo.refresh(task)
+        task_events.created(self.repo.session, task, f"{_key}-{number}")
         return task
 
     async def page(
@@ -164,6 +166,7 @@ class TaskService:
             errors,
         )
         errors.raise_any()
+        before = task_events.snapshot(task)
         for field in ("title", "assignee_id", "start_date", "due_date", "parent_id", "estimate"):
             if field in changes:
                 setattr(task, field, changes[field])
@@ -180,6 +183,8 @@ class TaskService:
             _touch(task)
         await self.repo.flush()
         await self.repo.refresh(task)
+        new_labels = (data.labels or []) if "labels" in changes else None
+        task_events.changed(self.repo.session, before, task, labels=new_labels)
         return task
 
     async def delete(
@@ -198,6 +203,8 @@ class TaskService:
             )
         if if_match is not None:
             if_match(task.version)
+        keys = await self.repo.project_keys([task.project_id])
+        task_events.deleted(self.repo.session, task, f"{keys[task.project_id]}-{task.number}")
         await self.repo.delete(task)
 
     async def bulk_update(self, data: BulkUpdate) -> list[Task]:
@@ -248,21 +255,27 @@ class TaskService:
                     "set.labels.add", f"a task can carry at most {MAX_LABELS} labels", task_ids=full
                 )
         errors.raise_any()
+        before = {t.id: task_events.snapshot(t) for t in tasks}
+        new_labels: dict[uuid.UUID, list[uuid.UUID]] = {}
         for task in tasks:
             if status is not None and status.id != task.status_id:
                 await self._move(task, status, place=True)
             if "assignee_id" in fields:
                 task.assignee_id = changes.assignee_id
             if labels is not None:
-                before = set(current[task.id])
-                after = (before | set(labels.add)) - set(labels.remove)
-                if after != before:
-                    await self.repo.add_labels(task.id, sorted(set(labels.add) - before))
-                    await self.repo.remove_labels(task.id, sorted(set(labels.remove) & before))
+                had = set(current[task.id])
+                after = (had | set(labels.add)) - set(labels.remove)
+                if after != had:
+                    await self.repo.add_labels(task.id, sorted(set(labels.add) - had))
+                    await self.repo.remove_labels(task.id, sorted(set(labels.remove) & had))
+                    new_labels[task.id] = sorted(after)
                     _touch(task)
         await self.repo.flush()
         for task in tasks:
             await self.repo.refresh(task)
+            task_events.changed(
+                self.repo.session, before[task.id], task, labels=new_labels.get(task.id)
+            )
         by_id = {t.id: t for t in tasks}
         return [by_id[i] for i in data.task_ids]
 

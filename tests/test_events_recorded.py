@@ -1,0 +1,119 @@
+"""Project and task writes through the API record their domain events, in their transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.conftest import assert_problem, login
+
+
+def _events(sync_engine, tenant, after: int = 0) -> list[dict[str, Any]]:
+    with sync_engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                f"SELECT seq, type, aggregate_type, aggregate_id, actor_type, actor_id, payload "
+                f'FROM "{tenant.record.schema_name}".outbox WHERE seq > :after ORDER BY seq'
+            ),
+            {"after": after},
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def _last(sync_engine, tenant) -> int:
+    found = _events(sync_engine, tenant)
+    return found[-1]["seq"] if found else 0
+
+
+async def test_project_and_task_writes_record_their_events(client, make_tenant, sync_engine):
+    tenant = make_tenant("erec")
+    headers = await login(client, tenant)
+    me = (await client.get("/api/v1/users/me", headers=headers)).json()["id"]
+
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Events"}, headers=headers)
+    ).json()
+    statuses = (
+        await client.get(f"/api/v1/projects/{project['id']}/statuses", headers=headers)
+    ).json()
+    done = next(s["id"] for s in statuses if s["category"] == "done")
+    created = (
+        await client.post(
+            f"/api/v1/projects/{project['id']}/tasks", json={"title": "one"}, headers=headers
+        )
+    ).json()
+    other = (
+        await client.post(
+            f"/api/v1/projects/{project['id']}/tasks", json={"title": "two"}, headers=headers
+        )
+    ).json()
+    [p_created, t_created, _] = _events(sync_engine, tenant)
+    assert p_created["type"] == "ProjectCreated" and p_created["payload"]["key"] == project["key"]
+    assert t_created["type"] == "TaskCreated" and t_created["payload"]["key"] == created["key"]
+    assert t_created["aggregate_type"] == "task" and str(t_created["aggregate_id"]) == created["id"]
+    assert t_created["actor_type"] == "user" and str(t_created["actor_id"]) == me
+
+    mark = _last(sync_engine, tenant)
+    resp = await client.patch(
+        f"/api/v1/tasks/{created['id']}",
+        json={"status_id": done, "assignee_id": me, "title": "one!"},
+        headers=headers,
+    )
+    assert resp.status_code == 200, resp.text
+    types = {e["type"]: e for e in _events(sync_engine, tenant, mark)}
+    assert set(types) == {"TaskStatusChanged", "TaskAssigned", "TaskUpdated"}
+    assert types["TaskStatusChanged"]["payload"]["to_category"] == "done"
+    assert types["TaskAssigned"]["payload"]["to_assignee_id"] == me
+    assert types["TaskUpdated"]["payload"]["changes"] == {"title": "one!"}
+
+    mark = _last(sync_engine, tenant)
+    refused = await client.patch(
+        f"/api/v1/tasks/{created['id']}", json={"estimate": "3"}, headers=headers
+    )
+    assert_problem(refused, 422)
+    unchanged = await client.patch(
+        f"/api/v1/tasks/{created['id']}", json={"title": "one!"}, headers=headers
+    )
+    assert unchanged.status_code == 200
+    assert _events(sync_engine, tenant, mark) == []  # refused or no-op writes record nothing
+
+    bulk = await client.post(
+        "/api/v1/tasks/bulk",
+        json={"task_ids": [created["id"], other["id"]], "set": {"status_id": done}},
+        headers=headers,
+    )
+    assert bulk.status_code == 200, bulk.text
+    moved = _events(sync_engine, tenant, mark)
+    assert [e["type"] for e in moved] == ["TaskStatusChanged"]  # the first one was done already
+    assert str(moved[0]["aggregate_id"]) == other["id"]
+
+    mark = _last(sync_engine, tenant)
+    assert (await client.delete(f"/api/v1/tasks/{other['id']}", headers=headers)).status_code == 204
+    archived = await client.patch(
+        f"/api/v1/projects/{project['id']}",
+        json={"archived": True, "name": "Events 2"},
+        headers=headers,
+    )
+    assert archived.status_code == 200, archived.text
+    assert (
+        await client.delete(f"/api/v1/projects/{project['id']}", headers=headers)
+    ).status_code == 204
+    tail = _events(sync_engine, tenant, mark)
+    assert [e["type"] for e in tail] == [
+        "TaskDeleted",
+        "ProjectArchived",
+        "ProjectUpdated",
+        "ProjectDeleted",
+    ]
+    assert tail[0]["payload"]["key"] == other["key"]
+    assert tail[2]["payload"]["changes"] == {"name": "Events 2"}
+
+
+async def test_a_tenants_writes_land_in_its_own_outbox_only(client, make_tenant, sync_engine):
+    a, b = make_tenant("erec-a"), make_tenant("erec-b")
+    headers_a = await login(client, a)
+    before_b = _events(sync_engine, b)
+    await client.post("/api/v1/projects", json={"name": "Only A"}, headers=headers_a)
+    assert [e["type"] for e in _events(sync_engine, a)] == ["ProjectCreated"]
+    assert _events(sync_engine, b) == before_b
