@@ -141,6 +141,13 @@ def test_every_operation_documents_its_errors(spec: dict[str, Any]) -> None:
                 missing.append(f"{label}: security")
         if "{" in path and "404" not in responses:
             missing.append(f"{label}: 404")
+        if op.get("requestBody") and "413" not in responses:
+            missing.append(f"{label}: 413 (a body over the limit)")
+        if "503" not in responses:
+            missing.append(f"{label}: 503 (PostgreSQL or Redis away)")
+        idempotent = any(p.get("name") == "Idempotency-Key" for p in op.get("parameters", []))
+        if idempotent and "409" not in responses:
+            missing.append(f"{label}: 409 (idempotency key in use)")
         for status, response in responses.items():
             if status[0] in "45" and PROBLEM_JSON not in response.get("content", {}):
                 missing.append(f"{label}: {status} is not {PROBLEM_JSON}")

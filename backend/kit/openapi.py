@@ -21,6 +21,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from backend.kit.errors import problem_responses
 from backend.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
 from backend.kit.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 
@@ -164,6 +165,26 @@ def _add_security_and_keys(schema: dict[str, Any], authenticated: set[tuple[str,
                 )
 
 
+def _add_common_errors(schema: dict[str, Any]) -> None:
+    """Errors any operation of a kind can answer, whatever its route declares: 413 for a body
+    over the limit (every operation with a body), 409 idempotency-key-in-use (tenant POSTs with
+    an Idempotency-Key) and 503 (PostgreSQL or Redis away: every API operation)."""
+    for path, ops in schema.get("paths", {}).items():
+        if not path.startswith(("/api/", "/platform/")):
+            continue
+        for method, op in ops.items():
+            responses = op.setdefault("responses", {})
+            wanted = [503]
+            if "requestBody" in op:
+                wanted.append(413)
+            if method == "post" and any(
+                p.get("name") == IDEMPOTENCY_HEADER for p in op.get("parameters", [])
+            ):
+                wanted.append(409)
+            for status in wanted:
+                responses.setdefault(str(status), problem_responses(status)[status])
+
+
 def install_openapi(app: FastAPI, *, auth: tuple[Callable[..., Any], ...]) -> None:
     """Complete app.openapi() as described above; call after every router is included.
     ``auth``: the dependencies that authenticate a caller (their routes get the scheme)."""
@@ -177,6 +198,7 @@ def install_openapi(app: FastAPI, *, auth: tuple[Callable[..., Any], ...]) -> No
                 routes=app.routes,
             )
             _add_security_and_keys(schema, _authenticated(app, auth))
+            _add_common_errors(schema)
             _add_links(schema)
             app.openapi_schema = schema
         return app.openapi_schema
