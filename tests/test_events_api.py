@@ -131,7 +131,8 @@ async def test_bad_log_queries_are_422(client, make_tenant):
     for params, code in (
         ({"typo": "1"}, "invalid-parameter"),
         ({"type": "NoSuchEvent"}, "invalid-parameter"),
-        ({"after": "2026-01-01T00:00:00"}, "invalid-parameter"),
+        ({"after": "2026-01-01T00:00:00"}, None),
+        ({"before": "0.5"}, None),
         ({"after": "yesterday"}, None),
         ({"aggregate_type": "spaceship"}, None),
         ({"aggregate_id": "not-a-uuid"}, None),

@@ -37,13 +37,14 @@ class OutboxEvent(TenantBase):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("uq_outbox_id", "id", unique=True),
-        # What the relay claims: unpublished rows in commit order.
-        Index("ix_outbox_unpublished_seq", "seq", postgresql_where=text("published_at IS NULL")),
-        # What the relay checks for delivery: published, not yet settled by every handler.
+        # What the relay claims: rows not yet published, or published but not yet handed to
+        # their handlers, in commit order.
+        Index("ix_outbox_undispatched_seq", "seq", postgresql_where=text("dispatched_at IS NULL")),
+        # What the relay checks for delivery: dispatched, not yet settled by every handler.
         Index(
             "ix_outbox_unsettled_published_at",
-            "published_at",
-            postgresql_where=text("published_at IS NOT NULL AND settled_at IS NULL"),
+            "dispatched_at",
+            postgresql_where=text("dispatched_at IS NOT NULL AND settled_at IS NULL"),
         ),
         Index("ix_outbox_aggregate_seq", "aggregate_type", "aggregate_id", "seq"),
         Index("ix_outbox_type_seq", "type", "seq"),
@@ -64,7 +65,10 @@ class OutboxEvent(TenantBase):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     trace: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(128))
+    #: On the live feed and in the event log's "published" order.
     published_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Handed to its handlers' queues (held back while the tenant is at its in-flight cap).
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     #: Every handler of the event has finished with it (handled or dead-lettered).
     settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

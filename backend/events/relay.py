@@ -88,6 +88,7 @@ class Stats:
     errors: int = 0
     pruned: int = 0
     redelivered: int = 0
+    dispatched: int = 0
 
 
 @dataclass
@@ -218,7 +219,7 @@ class Relay:
             # the relay's one statement over many schemas (a translate map names one).
             parts = [
                 f"SELECT {i} AS n WHERE EXISTS (SELECT 1 FROM {quote_schema(t.schema_name)}.outbox"
-                " WHERE published_at IS NULL)"
+                " WHERE dispatched_at IS NULL)"
                 for i, t in enumerate(chunk)
             ]
             with self.engine.connect() as conn:
@@ -230,50 +231,92 @@ class Relay:
 
     def serve_round(self) -> int:
         """One batch for every pending tenant, in turn; tenants found drained leave the list.
-        The number of events published."""
-        before = self.stats.published
+        The number of rows published or dispatched."""
+        before = self.stats.published + self.stats.dispatched
         for tenant_id in list(self.pending):
             tenant = self.pending.pop(tenant_id)
             more = self.relay_batch(tenant)
             if more:
                 self.pending[tenant_id] = tenant  # to the back of the line
-        return self.stats.published - before
+        return self.stats.published + self.stats.dispatched - before
 
     def relay_batch(self, tenant: TenantRecord) -> bool:
-        """Publish one batch of the tenant's unpublished rows; whether more may be waiting."""
+        """One turn for a tenant; whether more may be waiting.
+
+        Two steps. Publish: new rows go to the live feed at once, whatever the tenant's
+        handlers have in flight (the feed must not lag behind a backlog of handler work).
+        Dispatch: published rows go to their handlers' queues, as the in-flight cap allows."""
+        size = self.settings.relay_batch_size
+        with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
+            fresh = list(
+                session.execute(
+                    select(OutboxEvent)
+                    .where(OutboxEvent.dispatched_at.is_(None), OutboxEvent.published_at.is_(None))
+                    .order_by(OutboxEvent.seq)
+                    .limit(size)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if fresh:
+                self._publish(tenant, [envelope(row, tenant.id) for row in fresh], [])
+                now = func.clock_timestamp()
+                idle = [r.seq for r in fresh if not registry.handlers_for(r.type)]
+                busy = [r.seq for r in fresh if registry.handlers_for(r.type)]
+                if busy:
+                    session.execute(
+                        update(OutboxEvent)
+                        .where(OutboxEvent.seq.in_(busy))
+                        .values(published_at=now)
+                    )
+                if idle:  # no handler: dispatched and settled once published
+                    session.execute(
+                        update(OutboxEvent)
+                        .where(OutboxEvent.seq.in_(idle))
+                        .values(published_at=now, dispatched_at=now, settled_at=now)
+                    )
+                session.commit()
+                self.stats.published += len(fresh)
+        dispatched, more = self._dispatch(tenant)
+        self.stats.dispatched += dispatched
+        return len(fresh) == size or more
+
+    def _dispatch(self, tenant: TenantRecord) -> tuple[int, bool]:
+        """Hand published rows to their handlers as the cap allows: (rows, whether more wait)."""
         room = inflight.room(self.redis, tenant.id, self.settings.event_inflight_per_tenant)
         if room <= 0:
-            return True  # at its in-flight cap: serve the others, come back next round
+            with Session(bound_engine(self.engine, tenant)) as session:
+                waiting = session.execute(
+                    select(OutboxEvent.seq).where(OutboxEvent.dispatched_at.is_(None)).limit(1)
+                ).first()
+            return 0, waiting is not None  # at its cap: come back next round if work waits
         size = min(self.settings.relay_batch_size, room * self.settings.event_batch_size)
         with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
             rows = list(
                 session.execute(
                     select(OutboxEvent)
-                    .where(OutboxEvent.published_at.is_(None))
+                    .where(
+                        OutboxEvent.dispatched_at.is_(None),
+                        OutboxEvent.published_at.is_not(None),
+                    )
                     .order_by(OutboxEvent.seq)
                     .limit(size)
                     .with_for_update(skip_locked=True)
                 ).scalars()
             )
             if not rows:
-                return False
+                return 0, False
             docs = [envelope(row, tenant.id) for row in rows]
             messages = [(d, h.name) for d in docs for h in registry.handlers_for(d["type"])]
-            sent = self._publish(tenant, docs, messages)
-            handled = {r.seq for r in rows if registry.handlers_for(r.type)}
-            for seqs, settled in ((handled, False), ({r.seq for r in rows} - handled, True)):
-                if seqs:  # events without handlers are settled once published
-                    now = func.clock_timestamp()
-                    session.execute(
-                        update(OutboxEvent)
-                        .where(OutboxEvent.seq.in_(seqs))
-                        .values(published_at=now, settled_at=now if settled else None)
-                    )
+            sent = self._publish(tenant, [], messages)
+            session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.seq.in_([r.seq for r in rows]))
+                .values(dispatched_at=func.clock_timestamp())
+            )
             session.commit()
-        self.stats.published += len(rows)
         self.stats.messages += sent
         self.stats.batches += 1
-        return len(rows) == size
+        return len(rows), len(rows) == size
 
     def _publish(
         self,
@@ -319,8 +362,8 @@ class Relay:
             chunk = batch[start : start + SWEEP_CHUNK]
             parts = [
                 f"SELECT {i} AS n WHERE EXISTS (SELECT 1 FROM {quote_schema(t.schema_name)}.outbox"
-                " WHERE published_at IS NOT NULL AND settled_at IS NULL"
-                f" AND published_at < now() - make_interval(secs => {float(wait)!r}))"
+                " WHERE dispatched_at IS NOT NULL AND settled_at IS NULL"
+                f" AND dispatched_at < now() - make_interval(secs => {float(wait)!r}))"
                 for i, t in enumerate(chunk)
             ]
             with self.engine.connect() as conn:
@@ -337,11 +380,11 @@ class Relay:
                 session.execute(
                     select(OutboxEvent)
                     .where(
-                        OutboxEvent.published_at.is_not(None),
+                        OutboxEvent.dispatched_at.is_not(None),
                         OutboxEvent.settled_at.is_(None),
-                        OutboxEvent.published_at < cutoff,
+                        OutboxEvent.dispatched_at < cutoff,
                     )
-                    .order_by(OutboxEvent.published_at)
+                    .order_by(OutboxEvent.dispatched_at)
                     .limit(self.settings.relay_batch_size)
                     .with_for_update(skip_locked=True)
                 ).scalars()
@@ -380,7 +423,7 @@ class Relay:
                 session.execute(
                     update(OutboxEvent)
                     .where(OutboxEvent.seq.in_(resent))
-                    .values(published_at=func.clock_timestamp())
+                    .values(dispatched_at=func.clock_timestamp())
                 )
             session.commit()
         if again:

@@ -5,7 +5,6 @@ Events stay readable for ``event_retention_days`` (the relay prunes published ro
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from backend.identity.permissions import Principal, requires
 from backend.kit.deps import CurrentTenant, TenantDB
 from backend.kit.errors import Problem, problem_responses
 from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
+from backend.kit.types import QueryDateTime
 from backend.tasks.repository import TaskRepository
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -30,7 +30,7 @@ Cursor = Annotated[str | None, Query(max_length=200)]
 EventType = Annotated[
     str | None, Query(max_length=64, description="An event type, e.g. TaskCreated")
 ]
-When = Annotated[dt.datetime | None, Query(description="ISO 8601 with a time zone")]
+When = Annotated[QueryDateTime | None, Query(description="ISO 8601 with a time zone")]
 
 
 def _filters(**values: Any) -> EventFilters:

@@ -121,3 +121,21 @@ def _iso_date(value: Any) -> Any:
 
 #: A query-string date: exactly YYYY-MM-DD (not "0" or a timestamp, which pydantic would take).
 QueryDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+
+
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})$"
+)
+
+
+def _iso_datetime(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_DATETIME.fullmatch(value):
+        raise ValueError(
+            "must be an ISO 8601 date and time with a time zone, e.g. 2026-01-31T12:00Z"
+        )
+    return value
+
+
+#: A query-string instant: ISO 8601 with a time zone (not a bare number, which pydantic would
+#: read as a Unix time, nor a local time, which names no instant).
+QueryDateTime = Annotated[dt.datetime, BeforeValidator(_iso_datetime)]

@@ -238,7 +238,7 @@ def relay_throughput(
         with bound_engine(engine, tenant).connect() as conn:
             return int(
                 conn.execute(
-                    select(func.count()).where(OutboxEvent.published_at.is_(None))
+                    select(func.count()).where(OutboxEvent.dispatched_at.is_(None))
                 ).scalar_one()
             )
 

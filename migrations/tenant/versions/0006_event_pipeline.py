@@ -38,22 +38,23 @@ def upgrade() -> None:
         sa.Column("trace", postgresql.JSONB(), nullable=False),
         sa.Column("request_id", sa.String(128), nullable=True),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("seq", name="pk_outbox"),
     )
     op.create_index("uq_outbox_id", "outbox", ["id"], unique=True)
     op.create_index(
-        "ix_outbox_unpublished_seq",
+        "ix_outbox_undispatched_seq",
         "outbox",
         ["seq"],
-        postgresql_where=sa.text("published_at IS NULL"),
+        postgresql_where=sa.text("dispatched_at IS NULL"),
     )
     op.create_index("ix_outbox_aggregate_seq", "outbox", ["aggregate_type", "aggregate_id", "seq"])
     op.create_index(
         "ix_outbox_unsettled_published_at",
         "outbox",
-        ["published_at"],
-        postgresql_where=sa.text("published_at IS NOT NULL AND settled_at IS NULL"),
+        ["dispatched_at"],
+        postgresql_where=sa.text("dispatched_at IS NOT NULL AND settled_at IS NULL"),
     )
     op.create_index("ix_outbox_type_seq", "outbox", ["type", "seq"])
     op.create_index("ix_outbox_occurred_at", "outbox", ["occurred_at"])
