@@ -117,3 +117,69 @@ async def test_a_tenants_writes_land_in_its_own_outbox_only(client, make_tenant,
     await client.post("/api/v1/projects", json={"name": "Only A"}, headers=headers_a)
     assert [e["type"] for e in _events(sync_engine, a)] == ["ProjectCreated"]
     assert _events(sync_engine, b) == before_b
+
+
+async def test_comment_label_watcher_and_member_writes_record_their_events(
+    client, make_tenant, sync_engine, add_user
+):
+    tenant = make_tenant("erec-more")
+    headers = await login(client, tenant)
+    project = (await client.post("/api/v1/projects", json={"name": "More"}, headers=headers)).json()
+    task = (
+        await client.post(
+            f"/api/v1/projects/{project['id']}/tasks", json={"title": "t"}, headers=headers
+        )
+    ).json()
+    member_id, _ = add_user(tenant, "member")
+    mark = _last(sync_engine, tenant)
+
+    comment = await client.post(
+        f"/api/v1/tasks/{task['id']}/comments", json={"body": "hello"}, headers=headers
+    )
+    assert comment.status_code == 201, comment.text
+    cid = comment.json()["id"]
+    assert (
+        await client.patch(f"/api/v1/comments/{cid}", json={"body": "hi"}, headers=headers)
+    ).status_code == 200
+    assert (await client.delete(f"/api/v1/comments/{cid}", headers=headers)).status_code == 204
+    label = await client.post("/api/v1/labels", json={"name": "urgent"}, headers=headers)
+    assert label.status_code == 201, label.text
+    watch = await client.put(f"/api/v1/tasks/{task['id']}/watchers/{member_id}", headers=headers)
+    assert watch.status_code in (200, 201, 204), watch.text
+    unwatch = await client.delete(
+        f"/api/v1/tasks/{task['id']}/watchers/{member_id}", headers=headers
+    )
+    assert unwatch.status_code == 204, unwatch.text
+    invite = await client.post(
+        "/api/v1/invites",
+        json={"email": "new.person@example.com", "role": "member"},
+        headers=headers,
+    )
+    assert invite.status_code == 201, invite.text
+    role = await client.patch(
+        f"/api/v1/users/{member_id}", json={"role": "viewer"}, headers=headers
+    )
+    assert role.status_code == 200, role.text
+    assert (await client.delete(f"/api/v1/users/{member_id}", headers=headers)).status_code in (
+        200,
+        204,
+    )
+
+    events = _events(sync_engine, tenant, mark)
+    types = [e["type"] for e in events]
+    for expected in (
+        "CommentAdded",
+        "CommentEdited",
+        "CommentDeleted",
+        "LabelCreated",
+        "WatcherAdded",
+        "WatcherRemoved",
+        "MemberInvited",
+        "MemberUpdated",
+        "MemberDeactivated",
+    ):
+        assert expected in types, types
+    comments = [e for e in events if e["type"].startswith("Comment")]
+    assert all(str(e["aggregate_id"]) == task["id"] for e in comments)  # part of the task
+    invited = next(e for e in events if e["type"] == "MemberInvited")
+    assert "new.person@example.com" not in str(invited["payload"])  # no email in the log

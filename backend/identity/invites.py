@@ -12,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import Settings
+from backend.events import outbox
+from backend.events.types import InviteRevoked, MemberInvited, MemberJoined
 from backend.identity import audit
 from backend.identity.models import User
 from backend.identity.onetime import Busy, OneTimeTokens
@@ -70,6 +72,8 @@ class Invites:
             request=request,
             details={"email": email, "role": data.role},
         )
+        # Never the address or the token: every member can read the event log.
+        outbox.record(session, MemberInvited(invite_id=invite.id, role=data.role))
         await session.commit()
         inviter = caller.user.name or caller.user.email if caller.user else "An administrator"
         queue_email(
@@ -130,6 +134,7 @@ class Invites:
             target_id=invite_id,
             request=request,
         )
+        outbox.record(session, InviteRevoked(invite_id=invite_id))
 
     async def accept(
         self, session: AsyncSession, tenant: TenantRecord, data: InviteAccept, request: Request
@@ -165,6 +170,15 @@ class Invites:
                 request=request,
                 details={"email": user.email, "role": user.role},
             )
+            # A public route: nobody is signed in, the new member is who acts.
+            joined = outbox.EventContext(
+                actor_type="user",
+                actor_id=user.id,
+                request_id=getattr(request.state, "request_id", None),
+                trace=outbox.trace_context(request.headers),
+            )
+            with outbox.acting(joined):
+                outbox.record(session, MemberJoined(user_id=user.id, role=user.role))
             await session.commit()
         except IntegrityError as exc:
             await session.rollback()

@@ -8,11 +8,14 @@ each other at once cannot both succeed).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.events import outbox
+from backend.events.types import MemberDeactivated, MemberUpdated
 from backend.identity import api_keys, audit, sessions
 from backend.identity.models import User
 from backend.identity.permissions import Principal
@@ -85,6 +88,16 @@ async def update(
     if leaves_owners and user.is_active and not owners - {user.id}:
         raise Problem(409, "last-owner", "The tenant's last active owner cannot be removed.")
     actor = {"actor_type": caller.kind, "actor_id": caller.id, "request": request}
+    # Deactivation is an event of its own; a role change or a reactivation is an update.
+    changed: dict[str, Any] = {}
+    if new_role != user.role:
+        changed["role"] = new_role
+    if new_active and not user.is_active:
+        changed["is_active"] = True
+    if changed:
+        outbox.record(session, MemberUpdated(user_id=user.id, changes=changed))
+    if user.is_active and not new_active:
+        outbox.record(session, MemberDeactivated(user_id=user.id))
     if new_role != user.role:
         audit.record(
             session,

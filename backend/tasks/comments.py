@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.events import outbox
+from backend.events.types import CommentAdded, CommentDeleted, CommentEdited
 from backend.identity.permissions import ADMINS, Principal
 from backend.kit.errors import Problem
 from backend.kit.etag import IfMatch
@@ -68,6 +70,15 @@ async def create(
     """Post a comment on a task (found with ``task_or_404(..., lock=True)``)."""
     comment = Comment(id=uuid.uuid4(), task_id=task.id, author_id=caller.user_id, body=data.body)
     session.add(comment)
+    outbox.record(
+        session,
+        CommentAdded(
+            task_id=task.id,
+            project_id=task.project_id,
+            comment_id=comment.id,
+            author_id=comment.author_id,
+        ),
+    )
     await session.flush()
     await session.refresh(comment)
     return comment
@@ -125,6 +136,11 @@ async def update(
     if data.body != comment.body:
         comment.body = data.body
         comment.edited_at = func.now()  # type: ignore[assignment]
+        project_id = await _project_of(session, comment.task_id)
+        outbox.record(
+            session,
+            CommentEdited(task_id=comment.task_id, project_id=project_id, comment_id=comment.id),
+        )
         await session.flush()
         await session.refresh(comment)
     return comment
@@ -140,5 +156,18 @@ async def delete(
         )
     if if_match is not None:
         if_match(comment.version)
+    project_id = await _project_of(session, comment.task_id)
     await session.delete(comment)
+    outbox.record(
+        session,
+        CommentDeleted(task_id=comment.task_id, project_id=project_id, comment_id=comment.id),
+    )
     await session.flush()
+
+
+async def _project_of(session: AsyncSession, task_id: uuid.UUID) -> uuid.UUID:
+    """The project of a comment's task (comment events name it, like every task event)."""
+    project_id: uuid.UUID = (
+        await session.scalars(select(Task.project_id).where(Task.id == task_id))
+    ).one()
+    return project_id

@@ -22,6 +22,8 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.events import outbox
+from backend.events.types import LabelCreated, LabelDeleted, LabelUpdated
 from backend.kit.errors import Problem
 from backend.kit.etag import IfMatch
 from backend.kit.pagination import decode_cursor, encode_cursor
@@ -122,6 +124,7 @@ async def create(session: AsyncSession, data: LabelCreate) -> Label:
         raise _taken(data.name)
     label = Label(id=uuid.uuid4(), name=data.name, color=data.color)
     session.add(label)
+    outbox.record(session, LabelCreated(label_id=label.id, name=label.name))
     await _flush_unique(session, data.name)
     await session.refresh(label)
     return label
@@ -167,8 +170,11 @@ async def update(
     changes = data.model_dump(exclude_unset=True)
     if "name" in changes and await _name_taken(session, changes["name"], other_than=label.id):
         raise _taken(changes["name"])
-    for key, value in changes.items():
+    changed = {key: value for key, value in changes.items() if getattr(label, key) != value}
+    for key, value in changed.items():
         setattr(label, key, value)
+    if changed:
+        outbox.record(session, LabelUpdated(label_id=label.id, changes=changed))
     await _flush_unique(session, label.name)
     return label
 
@@ -187,4 +193,5 @@ async def delete(session: AsyncSession, label_id: uuid.UUID, *, if_match: IfMatc
         .execution_options(synchronize_session=False)
     )
     await session.delete(label)
+    outbox.record(session, LabelDeleted(label_id=label.id))
     await session.flush()

@@ -15,6 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.events import outbox
+from backend.events.types import WatcherAdded, WatcherRemoved
 from backend.identity.models import User
 from backend.identity.permissions import ADMINS, Principal
 from backend.kit.errors import Problem
@@ -54,8 +56,8 @@ async def list_page(
 
 async def _target(
     session: AsyncSession, task_id: uuid.UUID, user_id: uuid.UUID, caller: Principal
-) -> User:
-    await task_or_404(session, task_id, lock=True)
+) -> tuple[Task, User]:
+    task = await task_or_404(session, task_id, lock=True)
     if user_id != caller.user_id and caller.role not in ADMINS:
         raise Problem(
             403,
@@ -72,14 +74,14 @@ async def _target(
     user = (await session.scalars(query)).first()
     if user is None:
         raise Problem(404, "user-not-found", f"No user {user_id}.")
-    return user
+    return task, user
 
 
 async def add(
     session: AsyncSession, task_id: uuid.UUID, user_id: uuid.UUID, *, caller: Principal
 ) -> None:
     """Make a user watch a task (idempotent)."""
-    user = await _target(session, task_id, user_id, caller)
+    task, user = await _target(session, task_id, user_id, caller)
     if not user.is_active:
         raise Problem(422, "user-inactive", f"User {user_id} is deactivated and cannot watch.")
     added = await session.scalar(
@@ -90,13 +92,16 @@ async def add(
     )
     if added is not None:
         await _touch(session, task_id)
+        outbox.record(
+            session, WatcherAdded(task_id=task_id, project_id=task.project_id, user_id=user_id)
+        )
 
 
 async def remove(
     session: AsyncSession, task_id: uuid.UUID, user_id: uuid.UUID, *, caller: Principal
 ) -> None:
     """Stop a user watching a task (idempotent)."""
-    await _target(session, task_id, user_id, caller)
+    task, _user = await _target(session, task_id, user_id, caller)
     removed = await session.scalar(
         sql_delete(task_watchers)
         .where(COLS.task_id == task_id, COLS.user_id == user_id)
@@ -104,6 +109,9 @@ async def remove(
     )
     if removed is not None:
         await _touch(session, task_id)
+        outbox.record(
+            session, WatcherRemoved(task_id=task_id, project_id=task.project_id, user_id=user_id)
+        )
 
 
 async def _touch(session: AsyncSession, task_id: uuid.UUID) -> None:
