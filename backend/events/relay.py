@@ -70,6 +70,9 @@ CHANNEL = "tf_outbox"
 #: Outages the relay waits out (anything else is a bug and ends it).
 RECOVERABLE = (psycopg.Error, DBAPIError, redis_sync.RedisError, KombuOperationalError, OSError)
 SWEEP_CHUNK = 500
+#: A round over tenants with a backlog pauses after this long to take notifications: a tenant
+#: that just wrote waits behind at most this much of other tenants' work, however many.
+ROUND_SECONDS = 0.05
 #: How long to wait when every tenant with a backlog is at its in-flight cap.
 CAPPED_WAIT = 0.005
 
@@ -233,11 +236,14 @@ class Relay:
         """One batch for every pending tenant, in turn; tenants found drained leave the list.
         The number of rows published or dispatched."""
         before = self.stats.published + self.stats.dispatched
+        started = time.monotonic()
         for tenant_id in list(self.pending):
             tenant = self.pending.pop(tenant_id)
             more = self.relay_batch(tenant)
             if more:
                 self.pending[tenant_id] = tenant  # to the back of the line
+            if time.monotonic() - started > ROUND_SECONDS:
+                break  # look for new writers before going on (the rest keep their places)
         return self.stats.published + self.stats.dispatched - before
 
     def relay_batch(self, tenant: TenantRecord) -> bool:
