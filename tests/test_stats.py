@@ -19,6 +19,9 @@ from tests.conftest import assert_problem, bearer, login, login_as
 
 NOW = dt.datetime.now(dt.UTC)
 TODAY = NOW.date()
+#: Monday 00:00 UTC of this week: completions anchored here stay inside the current week
+#: whatever the day and hour the suite runs (NOW + 30 h crosses into next week on a Saturday).
+WEEK_START = dt.datetime.combine(TODAY - dt.timedelta(days=TODAY.weekday()), dt.time(), dt.UTC)
 NUMBERS = itertools.count(1)
 TASKS_TABLE = re.compile(r"\.tasks\b")
 
@@ -99,8 +102,19 @@ async def test_project_stats_figures(client, make_tenant, add_user, sync_engine)
             _task(st, "todo", due_date=yesterday, assignee_id=user_id),  # overdue
             _task(st, "todo", assignee_id=user_id),
             _task(st, "in_progress", due_date=tomorrow),
-            _task(st, "done", due_date=yesterday, completed_at=NOW + dt.timedelta(hours=10)),
-            _task(st, "done", completed_at=NOW + dt.timedelta(hours=30)),
+            _task(
+                st,
+                "done",
+                due_date=yesterday,
+                created_at=WEEK_START,
+                completed_at=WEEK_START + dt.timedelta(hours=10),
+            ),
+            _task(
+                st,
+                "done",
+                created_at=WEEK_START,
+                completed_at=WEEK_START + dt.timedelta(hours=30),
+            ),
             # Created 20 weeks ago: counts everywhere but in the 12 weeks of flow.
             _task(st, "todo", created_at=NOW - dt.timedelta(weeks=20)),
         ],
@@ -141,7 +155,9 @@ async def test_tenant_stats_cover_every_project(client, make_tenant, sync_engine
     second, st2 = await _project(client, headers, "Beta")
     empty, _ = await _project(client, headers, "Gamma")
     insert_tasks(sync_engine, tenant, first, [_task(st1, "todo"), _task(st1, "in_progress")])
-    done = _task(st2, "done", completed_at=NOW + dt.timedelta(hours=4))
+    done = _task(
+        st2, "done", created_at=WEEK_START, completed_at=WEEK_START + dt.timedelta(hours=4)
+    )
     insert_tasks(sync_engine, tenant, second, [_task(st2, "todo"), done, dict(done)])
 
     resp = await client.get("/api/v1/analytics/tenant", headers=headers)
