@@ -482,10 +482,20 @@ def worker(
 @app.command()
 def relay(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every batch.")] = False,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            "-I",
+            help="Also import this module (it registers event handlers); repeatable. The "
+            "workers need the same modules (celery -I).",
+        ),
+    ] = None,
 ) -> None:
     """Move committed domain events from the tenants' outboxes to their queues and live feeds.
 
     Runs until interrupted; survives PostgreSQL, Redis and broker outages. Several may run."""
+    import importlib
     import logging
     import signal
     import threading
@@ -497,6 +507,8 @@ def relay(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for module in include or []:
+        importlib.import_module(module)
     settings = get_settings()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

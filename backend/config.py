@@ -109,8 +109,10 @@ class Settings(BaseSettings):
     event_retry_max_seconds: float = Field(default=300.0, gt=0, le=3000)
     #: Batch messages of one tenant that may be in flight at once; the relay holds the rest
     #: back so a tenant with a backlog cannot starve the others of its partition (see
-    #: backend/events/inflight.py). Events per batch message: ``event_batch_size``.
-    event_inflight_per_tenant: int = Field(default=2, ge=1, le=10_000_000)
+    #: backend/events/inflight.py). Keep it below the worker processes that consume a
+    #: partition, so a slot stays free for other tenants (1 for the default 2-process worker;
+    #: measured with bench/events). Events per batch message: ``event_batch_size``.
+    event_inflight_per_tenant: int = Field(default=1, ge=1, le=10_000_000)
     event_batch_size: int = Field(default=8, ge=1, le=500)
     #: Outbox rows the relay claims per tenant and turn.
     relay_batch_size: int = Field(default=100, ge=1, le=5000)

@@ -102,30 +102,38 @@ def _context(envelope: dict[str, Any]) -> EventContext:
 
 
 def _claim(session: Session, envelope: dict[str, Any], handler: registry.Handler) -> bool:
-    """Whether this delivery is the one to run: no inbox entry yet, or one that says the
-    handler gave up (a replay, or a late copy of the message, tries again)."""
-    claim = insert(InboxEntry).values(event_id=uuid.UUID(envelope["id"]), handler=handler.name)
+    """Whether this delivery is the one to run (see :func:`_claim_all`)."""
+    return bool(_claim_all(session, [envelope], handler))
+
+
+def _claim_all(
+    session: Session, envelopes: list[dict[str, Any]], handler: registry.Handler
+) -> set[uuid.UUID]:
+    """The events of these deliveries that are to run, in one statement: no inbox entry yet,
+    or one that says the handler gave up (a replay, or a late copy of the message, tries
+    again)."""
+    ids = dict.fromkeys(uuid.UUID(e["id"]) for e in envelopes)  # one row per event
+    claim = insert(InboxEntry).values([{"event_id": i, "handler": handler.name} for i in ids])
     claimed = session.execute(
         claim.on_conflict_do_update(
             index_elements=["event_id", "handler"],
             set_={"outcome": "handled", "processed_at": func.now()},
             where=InboxEntry.outcome == "dead-lettered",
         ).returning(InboxEntry.event_id)
-    ).first()
-    return claimed is not None
+    )
+    return set(claimed.scalars())
 
 
 def handle_all(envelopes: list[dict[str, Any]], handler: registry.Handler) -> int:
     """Run ``handler`` on every event the inbox does not know, in one transaction; how many
     ran. Raises when any of them fails (nothing is committed then)."""
-    ran = 0
     with resources.tenant_job_session() as session:
+        claimed = _claim_all(session, envelopes, handler)
         for envelope in envelopes:
-            if _claim(session, envelope, handler):
+            if uuid.UUID(envelope["id"]) in claimed:
                 with acting(_context(envelope)):
                     handler.run(session, envelope)
-                ran += 1
-    return ran
+    return len(claimed)
 
 
 @celery_app.task(name="events.handle_batch", base=TenantTask, bind=True, acks_late=True)
@@ -168,6 +176,7 @@ def handle_batch(
     finally:
         if message_id is not None:
             inflight.release(resources.redis(), tenant.id, message_id)
+            inflight.signal(resources.engine(), tenant.schema_name)
 
 
 @celery_app.task(name="events.handle", base=TenantTask, bind=True, acks_late=True)

@@ -20,6 +20,9 @@ again later: delivery is at least once, and the consumers' inbox makes effects e
 Fairness. Tenants with a backlog are served round-robin, one batch per turn, and a tenant's
 messages in flight are capped (backend/events/inflight.py): a tenant with 10,000 events waiting
 has at most ``event_inflight_per_tenant`` of them ahead of another tenant's event in the queue.
+A worker that finishes a message notifies ``tf_capacity``, which wakes the relay to dispatch
+the tenant's next batch; tenants at their cap are not polled in between (only every
+``CAPPED_WAIT`` seconds, in case a notification was lost).
 
 Delivery check. Redis keeps queued messages in memory: a restart loses them after the relay
 marked their rows published. So a published event stays "unsettled" until every handler has
@@ -49,7 +52,7 @@ import psycopg
 import redis as redis_sync
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -73,8 +76,9 @@ SWEEP_CHUNK = 500
 #: A round over tenants with a backlog pauses after this long to take notifications: a tenant
 #: that just wrote waits behind at most this much of other tenants' work, however many.
 ROUND_SECONDS = 0.05
-#: How long to wait when every tenant with a backlog is at its in-flight cap.
-CAPPED_WAIT = 0.005
+#: How long to wait when every tenant with a backlog is at its in-flight cap, unless a worker
+#: reports a free slot (``tf_capacity``) sooner: the fallback for a lost notification.
+CAPPED_WAIT = 0.25
 
 
 def live_channel(tenant_id: uuid.UUID) -> str:
@@ -103,6 +107,9 @@ class Relay:
     stats: Stats = field(default_factory=Stats)
     #: Tenants that may have unpublished rows, in the order they will be served.
     pending: OrderedDict[uuid.UUID, TenantRecord] = field(default_factory=OrderedDict)
+    #: Tenants that may have rows not yet on their live feed (they wrote, or a sweep found
+    #: rows): only for these is a backlog searched for new rows.
+    _unpublished: set[uuid.UUID] = field(default_factory=set)
     _by_schema: dict[str, TenantRecord] = field(default_factory=dict)
     _sweep_after: tuple[dt.datetime, uuid.UUID] | None = None
     _next_sweep: float = 0.0
@@ -154,23 +161,30 @@ class Relay:
         url = make_url(self.settings.database_url).set(drivername="postgresql")
         conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
         conn.execute(f"LISTEN {CHANNEL}")
+        conn.execute(f"LISTEN {inflight.CAPACITY_CHANNEL}")
         return conn
 
     def _wake(self, listener: psycopg.Connection[Any], timeout: float) -> None:
         """Add the tenants named by notifications that arrive within ``timeout`` seconds."""
-        schemas = set()
-        for note in listener.notifies(timeout=timeout, stop_after=None if timeout == 0 else 1):
-            schemas.add(note.payload)
-        # Take whatever else is already waiting, without blocking.
-        for note in listener.notifies(timeout=0):
-            schemas.add(note.payload)
-        for schema in schemas:
+        writers: set[str] = set()
+        freed: set[str] = set()
+        notes = list(listener.notifies(timeout=timeout, stop_after=None if timeout == 0 else 1))
+        notes += listener.notifies(timeout=0)  # whatever else is waiting, without blocking
+        for note in notes:
+            (writers if note.channel == CHANNEL else freed).add(note.payload)
+        for schema in writers:
             tenant = self._tenant_of(schema)
+            if tenant is not None:
+                self._unpublished.add(tenant.id)
             if tenant is not None and tenant.id not in self.pending:
                 # A tenant that just wrote goes first: tenants with a backlog are already
                 # in the line, and the newcomer's few events are done in one batch.
                 self.pending[tenant.id] = tenant
                 self.pending.move_to_end(tenant.id, last=False)
+        for schema in freed - writers:  # a slot came free: the tenant keeps its place
+            tenant = self._tenant_of(schema)
+            if tenant is not None and tenant.id not in self.pending:
+                self.pending[tenant.id] = tenant
 
     def _tenant_of(self, schema: str) -> TenantRecord | None:
         tenant = self._by_schema.get(schema)
@@ -229,6 +243,7 @@ class Relay:
                 hits = conn.execute(text(" UNION ALL ".join(parts))).scalars().all()
             for n in hits:
                 self.pending.setdefault(chunk[n].id, chunk[n])
+                self._unpublished.add(chunk[n].id)
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -247,82 +262,72 @@ class Relay:
         return self.stats.published + self.stats.dispatched - before
 
     def relay_batch(self, tenant: TenantRecord) -> bool:
-        """One turn for a tenant; whether more may be waiting.
+        """One turn for a tenant, in one transaction; whether more may be waiting.
 
-        Two steps. Publish: new rows go to the live feed at once, whatever the tenant's
-        handlers have in flight (the feed must not lag behind a backlog of handler work).
-        Dispatch: published rows go to their handlers' queues, as the in-flight cap allows."""
+        The oldest rows not yet handed to their handlers are claimed in commit order, as many
+        as the in-flight cap leaves room for, and go to their handlers' queues. New rows go to
+        the live feed at once, whatever the tenant's handlers have in flight (the feed must not
+        lag behind a backlog of handler work): when the tenant may have new rows behind the
+        claimed ones, those are claimed too and published. A tenant without a backlog is thus
+        published and dispatched in one transaction, a few milliseconds after its commit; a
+        tenant at its cap costs one Redis call and one indexed row per turn."""
         size = self.settings.relay_batch_size
-        with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
-            fresh = list(
-                session.execute(
-                    select(OutboxEvent)
-                    .where(OutboxEvent.dispatched_at.is_(None), OutboxEvent.published_at.is_(None))
-                    .order_by(OutboxEvent.seq)
-                    .limit(size)
-                    .with_for_update(skip_locked=True)
-                ).scalars()
-            )
-            if fresh:
-                self._publish(tenant, [envelope(row, tenant.id) for row in fresh], [])
-                now = func.clock_timestamp()
-                idle = [r.seq for r in fresh if not registry.handlers_for(r.type)]
-                busy = [r.seq for r in fresh if registry.handlers_for(r.type)]
-                if busy:
-                    session.execute(
-                        update(OutboxEvent)
-                        .where(OutboxEvent.seq.in_(busy))
-                        .values(published_at=now)
-                    )
-                if idle:  # no handler: dispatched and settled once published
-                    session.execute(
-                        update(OutboxEvent)
-                        .where(OutboxEvent.seq.in_(idle))
-                        .values(published_at=now, dispatched_at=now, settled_at=now)
-                    )
-                session.commit()
-                self.stats.published += len(fresh)
-        dispatched, more = self._dispatch(tenant)
-        self.stats.dispatched += dispatched
-        return len(fresh) == size or more
-
-    def _dispatch(self, tenant: TenantRecord) -> tuple[int, bool]:
-        """Hand published rows to their handlers as the cap allows: (rows, whether more wait)."""
         room = inflight.room(self.redis, tenant.id, self.settings.event_inflight_per_tenant)
-        if room <= 0:
-            with Session(bound_engine(self.engine, tenant)) as session:
-                waiting = session.execute(
-                    select(OutboxEvent.seq).where(OutboxEvent.dispatched_at.is_(None)).limit(1)
-                ).first()
-            return 0, waiting is not None  # at its cap: come back next round if work waits
-        size = min(self.settings.relay_batch_size, room * self.settings.event_batch_size)
+        budget = min(size, room * self.settings.event_batch_size)
         with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
-            rows = list(
+            head = self._claim(session, max(budget, 1), fresh_only=False)
+            dispatch = head[:budget]
+            fresh = [r for r in head if r.published_at is None]
+            if tenant.id in self._unpublished:
+                if len(head) == max(budget, 1):  # new rows may sit behind the claimed ones
+                    behind = self._claim(session, size, fresh_only=True)
+                    fresh += [r for r in behind if r not in head]
+                    if len(behind) < size:
+                        self._unpublished.discard(tenant.id)
+                else:
+                    self._unpublished.discard(tenant.id)
+            if not head:
+                return False
+            idle = {r.seq for r in fresh if not registry.handlers_for(r.type)}
+            done = {r.seq for r in dispatch} | idle  # no handler: dispatched once published
+            docs = {r.seq: envelope(r, tenant.id) for r in {*dispatch, *fresh}}
+            messages = [
+                (docs[r.seq], h.name) for r in dispatch for h in registry.handlers_for(r.type)
+            ]
+            sent = self._publish(tenant, [docs[r.seq] for r in fresh], messages)
+            seqs = {r.seq for r in fresh} | done
+            if seqs:
+                now = func.clock_timestamp()
                 session.execute(
-                    select(OutboxEvent)
-                    .where(
-                        OutboxEvent.dispatched_at.is_(None),
-                        OutboxEvent.published_at.is_not(None),
+                    update(OutboxEvent)
+                    .where(OutboxEvent.seq.in_(seqs))
+                    .values(
+                        published_at=func.coalesce(OutboxEvent.published_at, now),
+                        dispatched_at=case(
+                            (OutboxEvent.seq.in_(done), now), else_=OutboxEvent.dispatched_at
+                        ),
+                        settled_at=case(
+                            (OutboxEvent.seq.in_(idle), now), else_=OutboxEvent.settled_at
+                        ),
                     )
-                    .order_by(OutboxEvent.seq)
-                    .limit(size)
-                    .with_for_update(skip_locked=True)
-                ).scalars()
-            )
-            if not rows:
-                return 0, False
-            docs = [envelope(row, tenant.id) for row in rows]
-            messages = [(d, h.name) for d in docs for h in registry.handlers_for(d["type"])]
-            sent = self._publish(tenant, [], messages)
-            session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.seq.in_([r.seq for r in rows]))
-                .values(dispatched_at=func.clock_timestamp())
-            )
+                )
             session.commit()
+        self.stats.published += len(fresh)
+        self.stats.dispatched += len(dispatch)
         self.stats.messages += sent
-        self.stats.batches += 1
-        return len(rows), len(rows) == size
+        self.stats.batches += 1 if sent else 0
+        # More waits: the claim was full (or the cap held rows back), or new rows may remain.
+        return len(head) == max(budget, 1) or tenant.id in self._unpublished
+
+    @staticmethod
+    def _claim(session: Session, size: int, *, fresh_only: bool) -> list[OutboxEvent]:
+        """Up to ``size`` rows not yet dispatched (only unpublished ones if ``fresh_only``), in
+        commit-sequence order, locked against other relays."""
+        query = select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None))
+        if fresh_only:
+            query = query.where(OutboxEvent.published_at.is_(None))
+        query = query.order_by(OutboxEvent.seq).limit(size).with_for_update(skip_locked=True)
+        return list(session.execute(query).scalars())
 
     def _publish(
         self,

@@ -139,25 +139,29 @@ def _worker(services: BenchServices, log: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _relay(engine: Engine, services: BenchServices, **overrides: Any) -> Iterator[Any]:
-    import redis as redis_sync
-
-    from backend.config import get_settings
-    from backend.events.relay import Relay
-    from backend.workers.celery_app import create_celery
-
-    settings = get_settings().model_copy(update={"redis_url": services.redis_url, **overrides})
-    relay = Relay(
-        settings, engine, redis_sync.Redis.from_url(services.redis_url), create_celery(settings)
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
-    thread.start()
+def _relay(services: BenchServices, log: Path, **overrides: Any) -> Iterator[None]:
+    """``tenantflow relay`` in its own process, as it is deployed (in a thread of this process
+    it would share the interpreter lock with the producers and distort both), with settings
+    overridden through the environment. It knows the bench's handler through ``-I``."""
+    env = {
+        **os.environ,
+        "TENANTFLOW_REDIS_URL": services.redis_url,
+        **{f"TENANTFLOW_{name.upper()}": str(value) for name, value in overrides.items()},
+    }
+    argv = [sys.executable, "-m", "backend.cli", "relay", "-I", "bench.events.handlers"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=out)
     try:
-        yield relay
+        time.sleep(0.5)  # listening and the first sweep take less than this
+        if proc.poll() is not None:
+            raise RuntimeError(f"the relay did not start; see {log}")
+        yield
     finally:
-        stop.set()
-        thread.join(10)
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _latencies(engine: Engine, tenant: Any, since: float) -> list[float]:
@@ -227,7 +231,7 @@ def producer_peak(engine: Engine, tenant: Any, project_id: uuid.UUID, seconds: f
 
 
 def relay_throughput(
-    engine: Engine, services: BenchServices, tenant: Any, project_id: uuid.UUID, n: int
+    engine: Engine, services: BenchServices, log: Path, tenant: Any, project_id: uuid.UUID, n: int
 ) -> float:
     from backend.events.models import OutboxEvent
     from tenancy.db import bound_engine
@@ -243,7 +247,7 @@ def relay_throughput(
             )
 
     started = time.perf_counter()
-    with _relay(engine, services, event_inflight_per_tenant=10_000_000, relay_batch_size=500):
+    with _relay(services, log, event_inflight_per_tenant=10_000_000, relay_batch_size=500):
         while unpublished():
             time.sleep(0.05)
     seconds = time.perf_counter() - started
@@ -359,6 +363,7 @@ def run(services: BenchServices, args: argparse.Namespace) -> None:
 
     engine = make_engine(get_settings().database_url, pool_size=8, max_overflow=4)
     log = Path(get_settings().var_dir) / "bench-events-worker.log"
+    relay_log = log.with_name("bench-events-relay.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
         (noisy, noisy_project), (quiet, quiet_project), (solo, solo_project) = [
@@ -368,11 +373,11 @@ def run(services: BenchServices, args: argparse.Namespace) -> None:
         peak = producer_peak(engine, solo, solo_project, args.seconds)
         progress("relay throughput")
         relay_rate = relay_throughput(
-            engine, services, solo, solo_project, max(3000, int(peak * args.seconds))
+            engine, services, relay_log, solo, solo_project, max(3000, int(peak * args.seconds))
         )
         progress("write with and without the outbox")
         with_event, alone = write_with_outbox(engine, services, args.seconds)
-        with _worker(services, log), _relay(engine, services):
+        with _worker(services, log), _relay(services, relay_log):
             progress(f"latency at half the peak ({peak / 2:.0f}/s)")
             since = time.time()
             sent = paced(engine, solo, solo_project, peak / 2, args.seconds)
