@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     #: measured with bench/events). Events per batch message: ``event_batch_size``.
     event_inflight_per_tenant: int = Field(default=1, ge=1, le=10_000_000)
     event_batch_size: int = Field(default=8, ge=1, le=500)
+    #: Events per batch message while a tenant is the only one writing (nobody waits behind
+    #: it, so larger batches drain its backlog faster); ``event_batch_size`` otherwise.
+    event_batch_size_alone: int = Field(default=64, ge=1, le=500)
     #: Outbox rows the relay claims per tenant and turn.
     relay_batch_size: int = Field(default=100, ge=1, le=5000)
     #: The relay's sweep for events whose notification it missed: every this many seconds it

@@ -178,13 +178,6 @@ def _ping(client: redis_sync.Redis) -> bool:
         return False
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, being worked: the Celery worker's Redis transport sometimes fails to "
-    "reconnect after the restart (kombu: AttributeError 'NoneType' object has no attribute "
-    "'hostname' in _connparams) and stops consuming; the relay's redelivery then has no "
-    "consumer. Passes when the worker reconnects.",
-)
 def test_a_redis_restart_mid_run_loses_nothing(
     settings, sync_engine, make_tenant, tmp_path, own_redis
 ):

@@ -52,7 +52,8 @@ import psycopg
 import redis as redis_sync
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
-from sqlalchemy import Engine, case, delete, func, select, text, update
+from sqlalchemy import BigInteger, Engine, any_, bindparam, case, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -76,9 +77,16 @@ SWEEP_CHUNK = 500
 #: A round over tenants with a backlog pauses after this long to take notifications: a tenant
 #: that just wrote waits behind at most this much of other tenants' work, however many.
 ROUND_SECONDS = 0.05
+#: A tenant counts as writing for this long after its last notification (batch sizes).
+SHARED_SECONDS = 1.0
 #: How long to wait when every tenant with a backlog is at its in-flight cap, unless a worker
 #: reports a free slot (``tf_capacity``) sooner: the fallback for a lost notification.
 CAPPED_WAIT = 0.25
+
+
+def _seqs(values: set[int]) -> Any:
+    """A bigint[] parameter (for ``= ANY(...)``)."""
+    return bindparam(None, sorted(values), type_=ARRAY(BigInteger))
 
 
 def live_channel(tenant_id: uuid.UUID) -> str:
@@ -110,6 +118,8 @@ class Relay:
     #: Tenants that may have rows not yet on their live feed (they wrote, or a sweep found
     #: rows): only for these is a backlog searched for new rows.
     _unpublished: set[uuid.UUID] = field(default_factory=set)
+    #: When each tenant last wrote (monotonic), for the last ``SHARED_SECONDS``.
+    _writes: dict[uuid.UUID, float] = field(default_factory=dict)
     _by_schema: dict[str, TenantRecord] = field(default_factory=dict)
     _sweep_after: tuple[dt.datetime, uuid.UUID] | None = None
     _next_sweep: float = 0.0
@@ -176,6 +186,7 @@ class Relay:
             tenant = self._tenant_of(schema)
             if tenant is not None:
                 self._unpublished.add(tenant.id)
+                self._writes[tenant.id] = time.monotonic()
             if tenant is not None and tenant.id not in self.pending:
                 # A tenant that just wrote goes first: tenants with a backlog are already
                 # in the line, and the newcomer's few events are done in one batch.
@@ -273,7 +284,8 @@ class Relay:
         tenant at its cap costs one Redis call and one indexed row per turn."""
         size = self.settings.relay_batch_size
         room = inflight.room(self.redis, tenant.id, self.settings.event_inflight_per_tenant)
-        budget = min(size, room * self.settings.event_batch_size)
+        per_message = self._batch_size(tenant.id)
+        budget = min(size, room * per_message)
         with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
             head = self._claim(session, max(budget, 1), fresh_only=False)
             dispatch = head[:budget]
@@ -294,20 +306,21 @@ class Relay:
             messages = [
                 (docs[r.seq], h.name) for r in dispatch for h in registry.handlers_for(r.type)
             ]
-            sent = self._publish(tenant, [docs[r.seq] for r in fresh], messages)
+            sent = self._publish(tenant, [docs[r.seq] for r in fresh], messages, per_message)
             seqs = {r.seq for r in fresh} | done
             if seqs:
-                now = func.clock_timestamp()
+                # Arrays, not IN lists: one cached statement whatever the number of rows.
+                now, seq = func.clock_timestamp(), OutboxEvent.seq
                 session.execute(
                     update(OutboxEvent)
-                    .where(OutboxEvent.seq.in_(seqs))
+                    .where(seq == any_(_seqs(seqs)))
                     .values(
                         published_at=func.coalesce(OutboxEvent.published_at, now),
                         dispatched_at=case(
-                            (OutboxEvent.seq.in_(done), now), else_=OutboxEvent.dispatched_at
+                            (seq == any_(_seqs(done)), now), else_=OutboxEvent.dispatched_at
                         ),
                         settled_at=case(
-                            (OutboxEvent.seq.in_(idle), now), else_=OutboxEvent.settled_at
+                            (seq == any_(_seqs(idle)), now), else_=OutboxEvent.settled_at
                         ),
                     )
                 )
@@ -318,6 +331,20 @@ class Relay:
         self.stats.batches += 1 if sent else 0
         # More waits: the claim was full (or the cap held rows back), or new rows may remain.
         return len(head) == max(budget, 1) or tenant.id in self._unpublished
+
+    def _batch_size(self, tenant_id: uuid.UUID) -> int:
+        """Events per handler message: ``event_batch_size`` while other tenants are writing
+        (small batches keep a busy tenant's share of the workers small), up to
+        ``event_batch_size_alone`` while this tenant is the only one that wrote in the last
+        ``SHARED_SECONDS`` (nobody waits, so it may use the workers fully)."""
+        now = time.monotonic()
+        if len(self._writes) > 1:
+            for other, at in list(self._writes.items()):
+                if now - at > SHARED_SECONDS:
+                    del self._writes[other]
+        if any(other != tenant_id for other in self._writes):
+            return self.settings.event_batch_size
+        return max(self.settings.event_batch_size, self.settings.event_batch_size_alone)
 
     @staticmethod
     def _claim(session: Session, size: int, *, fresh_only: bool) -> list[OutboxEvent]:
@@ -334,12 +361,13 @@ class Relay:
         tenant: TenantRecord,
         live: list[dict[str, Any]],
         deliveries: list[tuple[dict[str, Any], str]],
+        per_message: int | None = None,
     ) -> int:
         """The envelopes on the live channel, and the (event, handler) deliveries as batch
         messages of up to ``event_batch_size`` events per handler; how many messages."""
         from backend.events.jobs import handle_batch
 
-        per_message = self.settings.event_batch_size
+        per_message = per_message or self.settings.event_batch_size
         by_handler: dict[str, list[dict[str, Any]]] = {}
         for doc, name in deliveries:
             by_handler.setdefault(name, []).append(doc)

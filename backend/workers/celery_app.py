@@ -10,7 +10,7 @@ from celery import Celery
 
 import backend.models  # noqa: F401  (every mapper configured before a job flushes)
 from backend.config import Settings, get_settings
-from backend.workers import resources
+from backend.workers import broker, resources
 from tenancy import keys
 from tenancy.celery import TenantTask
 
@@ -37,6 +37,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=keys.PLATFORM_QUEUE,
         broker_connection_retry_on_startup=True,
+        broker_transport=broker.PATH,  # kombu's Redis transport, repaired (see the module)
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_seconds},
         worker_hijack_root_logger=False,
         timezone="UTC",
