@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 
-from backend.events import outbox
+from backend.events import inflight, outbox
 from backend.events.models import DeadLetter, InboxEntry, OutboxEvent
 from backend.events.relay import Relay
 from backend.projects.models import Project
@@ -285,3 +285,43 @@ def test_a_tenant_queue_carries_only_its_tenants_events(
     assert wait_until(lambda: len(_inbox(sync_engine, b)) == 1, 30)
     assert _description(sync_engine, a, pa) == "a"
     assert _description(sync_engine, b, pb) == "b"
+
+
+def test_a_capped_tenant_that_writes_goes_first_and_capped_ones_cost_no_query(
+    settings, sync_engine, sync_redis, make_tenant
+):
+    """Tenants whose handler work is held back by the in-flight cap stay in the relay's line.
+    One of them that writes again goes to the front (its live feed is due now); the others
+    cost no database statement per turn until a slot frees."""
+    relay = Relay(settings, sync_engine, sync_redis, celery_app)
+    tenants = [make_tenant(f"front-{i}") for i in range(3)]
+    holds = []
+    for tenant in tenants:
+        _record(sync_engine, tenant, Probe(project_id=_project(sync_engine, tenant), mark="x"))
+        with sync_redis.pipeline() as pipe:
+            inflight.add(pipe, tenant.record.id, (f"hold-{i}" for i in range(8)))
+            pipe.execute()
+        holds.append(inflight._key(tenant.record.id))
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args: object) -> None:
+        statements.append(statement)
+
+    try:
+        with relay._listen() as listener:
+            relay._check([t.record for t in tenants])  # as a sweep finds them
+            for tenant in tenants:  # published live; handler work held back by the cap
+                assert relay.relay_batch(tenant.record) is True
+            assert list(relay.pending) == [t.record.id for t in tenants]
+            last = tenants[-1]
+            _record(sync_engine, last, Probe(project_id=_project(sync_engine, last), mark="y"))
+            relay._wake(listener, timeout=5.0)
+            assert next(iter(relay.pending)) == last.record.id
+            event.listen(sync_engine, "before_cursor_execute", seen)
+            try:
+                assert relay.relay_batch(tenants[0].record) is True
+            finally:
+                event.remove(sync_engine, "before_cursor_execute", seen)
+            assert statements == []
+    finally:
+        sync_redis.delete(*holds)

@@ -38,12 +38,6 @@ from tests.test_events_pipeline import RunningRelay
 HEARTBEAT = 0.5
 REPLAY_MAX = 40
 
-# Known defect, being worked: these pass alone and with the event tests, but eight of them time
-# out waiting for events when the whole suite ran before them (clean-clone run of 2026-11-28).
-pytestmark = pytest.mark.xfail(
-    strict=False, reason="live feed events late after the full suite; under investigation"
-)
-
 
 @pytest.fixture(scope="module")
 def server(settings: Any) -> Iterator[str]:

@@ -187,9 +187,10 @@ class Relay:
             if tenant is not None:
                 self._unpublished.add(tenant.id)
                 self._writes[tenant.id] = time.monotonic()
-            if tenant is not None and tenant.id not in self.pending:
-                # A tenant that just wrote goes first: tenants with a backlog are already
-                # in the line, and the newcomer's few events are done in one batch.
+            if tenant is not None:
+                # A tenant that just wrote goes first, even one already in the line with a
+                # backlog of handler work: its new events are due on its live feed now, and
+                # its turn is one batch.
                 self.pending[tenant.id] = tenant
                 self.pending.move_to_end(tenant.id, last=False)
         for schema in freed - writers:  # a slot came free: the tenant keeps its place
@@ -281,9 +282,11 @@ class Relay:
         lag behind a backlog of handler work): when the tenant may have new rows behind the
         claimed ones, those are claimed too and published. A tenant without a backlog is thus
         published and dispatched in one transaction, a few milliseconds after its commit; a
-        tenant at its cap costs one Redis call and one indexed row per turn."""
+        tenant at its cap and without new rows costs one Redis call per turn."""
         size = self.settings.relay_batch_size
         room = inflight.room(self.redis, tenant.id, self.settings.event_inflight_per_tenant)
+        if room <= 0 and tenant.id not in self._unpublished:
+            return True  # at its cap, nothing new to publish: wait for a slot (tf_capacity)
         per_message = self._batch_size(tenant.id)
         budget = min(size, room * per_message)
         with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
