@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, insert, select
 
 from backend.events import inflight, outbox
 from backend.events.models import DeadLetter, InboxEntry, OutboxEvent
@@ -325,3 +325,55 @@ def test_a_capped_tenant_that_writes_goes_first_and_capped_ones_cost_no_query(
             assert statements == []
     finally:
         sync_redis.delete(*holds)
+
+
+def test_a_tenant_without_an_outbox_does_not_stop_the_relay(
+    settings, sync_engine, sync_redis, make_tenant
+):
+    """A tenant still behind the migration that creates the outbox (a rollout in progress)
+    is left out of the relay's statements over many schemas instead of failing them all."""
+    from tenancy import migrate, provisioning
+    from tenancy import registry as tenants
+    from tenancy.registry import Tenant
+
+    behind = provisioning.create_tenant(
+        sync_engine, slug=f"old-{uuid.uuid4().hex[:8]}", name="Old", target="0005"
+    )
+    tenant = make_tenant("beside-old")
+    _record(sync_engine, tenant, Probe(project_id=_project(sync_engine, tenant), mark="x"))
+    # And a registry row at head whose schema is gone (a broken tenant).
+    broken_id = uuid.uuid4()
+    with sync_engine.begin() as conn:
+        conn.execute(
+            insert(Tenant).values(
+                id=broken_id,
+                slug=f"gone-{uuid.uuid4().hex[:8]}",
+                name="Gone",
+                schema_name=f"t_gone_{uuid.uuid4().hex}",
+                schema_revision=migrate.head("tenant"),
+            )
+        )
+        broken = tenants.get_by_id(conn, broken_id)
+        assert broken is not None and broken.status == "active"
+    try:
+        relay = Relay(settings, sync_engine, sync_redis, celery_app)
+        for batch in ([behind, tenant.record], [broken, tenant.record]):
+            relay.pending.clear()
+            relay._check(batch)
+            relay._settle(batch)
+            relay._prune(batch)
+            assert list(relay.pending) == [tenant.record.id]
+    finally:
+        with sync_engine.begin() as conn:
+            conn.execute(delete(Tenant).where(Tenant.id == broken_id))
+
+
+def test_tenant_revisions_compare_in_order():
+    """backend.events.relay.with_outbox compares tenant revisions as strings."""
+    from pathlib import Path
+
+    versions = Path(__file__).resolve().parent.parent / "migrations" / "tenant" / "versions"
+    names = sorted(p.name for p in versions.glob("*.py"))
+    revisions = [n.split("_", 1)[0] for n in names]
+    assert all(len(r) == 4 and r.isdigit() for r in revisions), revisions
+    assert revisions == [f"{i:04d}" for i in range(1, len(revisions) + 1)]

@@ -49,6 +49,9 @@ class OutboxEvent(TenantBase):
         Index("ix_outbox_aggregate_seq", "aggregate_type", "aggregate_id", "seq"),
         Index("ix_outbox_type_seq", "type", "seq"),
         Index("ix_outbox_occurred_at", "occurred_at"),
+        # The live feed's resume (publication order) and rows not yet published (0007).
+        Index("ix_outbox_published_at_seq", "published_at", "seq"),
+        Index("ix_outbox_unpublished_seq", "seq", postgresql_where=text("published_at IS NULL")),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)

@@ -55,7 +55,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy import BigInteger, Engine, any_, bindparam, case, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
@@ -71,6 +71,8 @@ from tenancy.registry import TenantRecord
 log = logging.getLogger(__name__)
 
 CHANNEL = "tf_outbox"
+#: The tenant migration that creates the outbox (migrations/tenant/versions/0006).
+OUTBOX_REVISION = "0006"
 #: Outages the relay waits out (anything else is a bug and ends it).
 RECOVERABLE = (psycopg.Error, DBAPIError, redis_sync.RedisError, KombuOperationalError, OSError)
 SWEEP_CHUNK = 500
@@ -82,6 +84,14 @@ SHARED_SECONDS = 1.0
 #: How long to wait when every tenant with a backlog is at its in-flight cap, unless a worker
 #: reports a free slot (``tf_capacity``) sooner: the fallback for a lost notification.
 CAPPED_WAIT = 0.25
+
+
+def with_outbox(batch: list[TenantRecord]) -> list[TenantRecord]:
+    """The tenants whose schema has the outbox. A tenant still behind tenant migration 0006
+    (a migration rolling out, a tenant that failed to migrate) has none, and one statement over
+    many schemas that named it would fail for all of them. Tenant revisions are zero-padded
+    sequence numbers, so they compare as strings."""
+    return [t for t in batch if (t.schema_revision or "") >= OUTBOX_REVISION]
 
 
 def _seqs(values: set[int]) -> Any:
@@ -242,20 +252,40 @@ class Relay:
 
     def _check(self, batch: list[TenantRecord]) -> None:
         """Which of these tenants have unpublished rows: one statement per chunk."""
+        for tenant in self._having(batch, "dispatched_at IS NULL"):
+            self.pending.setdefault(tenant.id, tenant)
+            self._unpublished.add(tenant.id)
+
+    def _having(self, batch: list[TenantRecord], condition: str) -> list[TenantRecord]:
+        """The tenants whose outbox has a row matching ``condition`` (SQL over the outbox's
+        columns): one statement per ``SWEEP_CHUNK`` tenants. If a schema in a chunk has no
+        outbox (a registry row without its schema, a failed migration), that chunk is checked
+        tenant by tenant and the broken tenant is left out, so it cannot stop the others."""
+        found: list[TenantRecord] = []
+        batch = with_outbox(batch)
         for start in range(0, len(batch), SWEEP_CHUNK):
             chunk = batch[start : start + SWEEP_CHUNK]
             # Schema names come from the registry and are validated by tenancy.naming; this is
             # the relay's one statement over many schemas (a translate map names one).
             parts = [
                 f"SELECT {i} AS n WHERE EXISTS (SELECT 1 FROM {quote_schema(t.schema_name)}.outbox"
-                " WHERE dispatched_at IS NULL)"
+                f" WHERE {condition})"
                 for i, t in enumerate(chunk)
             ]
-            with self.engine.connect() as conn:
-                hits = conn.execute(text(" UNION ALL ".join(parts))).scalars().all()
-            for n in hits:
-                self.pending.setdefault(chunk[n].id, chunk[n])
-                self._unpublished.add(chunk[n].id)
+            try:
+                with self.engine.connect() as conn:
+                    hits = conn.execute(text(" UNION ALL ".join(parts))).scalars().all()
+            except ProgrammingError:
+                hits = []
+                for i, part in enumerate(parts):
+                    try:
+                        with self.engine.connect() as conn:
+                            if conn.execute(text(part)).first() is not None:
+                                hits.append(i)
+                    except ProgrammingError as exc:
+                        log.warning("relay: tenant %s left out: %s", chunk[i].slug, exc.orig)
+            found.extend(chunk[n] for n in hits)
+        return found
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -399,19 +429,13 @@ class Relay:
         """Published events not yet settled after ``event_redeliver_after_seconds``: settle
         those every handler finished with, publish the others again to the handlers that did
         not (their message was lost: a Redis restart, a purged queue)."""
-        wait = self.settings.event_redeliver_after_seconds
-        for start in range(0, len(batch), SWEEP_CHUNK):
-            chunk = batch[start : start + SWEEP_CHUNK]
-            parts = [
-                f"SELECT {i} AS n WHERE EXISTS (SELECT 1 FROM {quote_schema(t.schema_name)}.outbox"
-                " WHERE dispatched_at IS NOT NULL AND settled_at IS NULL"
-                f" AND dispatched_at < now() - make_interval(secs => {float(wait)!r}))"
-                for i, t in enumerate(chunk)
-            ]
-            with self.engine.connect() as conn:
-                hits = conn.execute(text(" UNION ALL ".join(parts))).scalars().all()
-            for n in hits:
-                self.settle_tenant(chunk[n])
+        wait = float(self.settings.event_redeliver_after_seconds)
+        stale = (
+            "dispatched_at IS NOT NULL AND settled_at IS NULL"
+            f" AND dispatched_at < now() - make_interval(secs => {wait!r})"
+        )
+        for tenant in self._having(batch, stale):
+            self.settle_tenant(tenant)
 
     def settle_tenant(self, tenant: TenantRecord) -> int:
         """One pass over the tenant's stale unsettled events; how many were published again."""
@@ -483,16 +507,22 @@ class Relay:
         """Published rows and inbox entries past the retention, at most hourly per tenant."""
         now = time.monotonic()
         cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.event_retention_days)
-        for tenant in batch:
+        for tenant in with_outbox(batch):
             if now - self._last_prune.get(tenant.id, -3600.0) < 3600:
                 continue
             with Session(bound_engine(self.engine, tenant)) as session:
-                gone = session.execute(
-                    delete(OutboxEvent)
-                    .where(OutboxEvent.occurred_at < cutoff, OutboxEvent.published_at.is_not(None))
-                    .returning(OutboxEvent.seq)
-                ).all()
-                session.execute(delete(InboxEntry).where(InboxEntry.processed_at < cutoff))
-                session.commit()
+                try:
+                    gone = session.execute(
+                        delete(OutboxEvent)
+                        .where(
+                            OutboxEvent.occurred_at < cutoff, OutboxEvent.published_at.is_not(None)
+                        )
+                        .returning(OutboxEvent.seq)
+                    ).all()
+                    session.execute(delete(InboxEntry).where(InboxEntry.processed_at < cutoff))
+                    session.commit()
+                except ProgrammingError as exc:  # no outbox (see _having)
+                    log.warning("relay: tenant %s left out: %s", tenant.slug, exc.orig)
+                    gone = []
             self._last_prune[tenant.id] = now
             self.stats.pruned += len(gone)
