@@ -46,13 +46,26 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import redis as redis_sync
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
-from sqlalchemy import BigInteger, Engine, any_, bindparam, case, delete, func, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Row,
+    Table,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
@@ -71,6 +84,7 @@ from tenancy.registry import TenantRecord
 log = logging.getLogger(__name__)
 
 CHANNEL = "tf_outbox"
+OUTBOX = cast(Table, OutboxEvent.__table__)
 #: The tenant migration that creates the outbox (migrations/tenant/versions/0006).
 OUTBOX_REVISION = "0006"
 #: Outages the relay waits out (anything else is a bug and ends it).
@@ -326,7 +340,8 @@ class Relay:
             if tenant.id in self._unpublished:
                 if len(head) == max(budget, 1):  # new rows may sit behind the claimed ones
                     behind = self._claim(session, size, fresh_only=True)
-                    fresh += [r for r in behind if r not in head]
+                    claimed = {r.seq for r in head}
+                    fresh += [r for r in behind if r.seq not in claimed]
                     if len(behind) < size:
                         self._unpublished.discard(tenant.id)
                 else:
@@ -335,26 +350,25 @@ class Relay:
                 return False
             idle = {r.seq for r in fresh if not registry.handlers_for(r.type)}
             done = {r.seq for r in dispatch} | idle  # no handler: dispatched once published
-            docs = {r.seq: envelope(r, tenant.id) for r in {*dispatch, *fresh}}
+            docs = {r.seq: envelope(r, tenant.id) for r in [*dispatch, *fresh]}
             messages = [
                 (docs[r.seq], h.name) for r in dispatch for h in registry.handlers_for(r.type)
             ]
             sent = self._publish(tenant, [docs[r.seq] for r in fresh], messages, per_message)
             seqs = {r.seq for r in fresh} | done
             if seqs:
-                # Arrays, not IN lists: one cached statement whatever the number of rows.
-                now, seq = func.clock_timestamp(), OutboxEvent.seq
+                # Core (no ORM bookkeeping), arrays rather than IN lists: one cached statement
+                # whatever the number of rows.
+                now, c = func.clock_timestamp(), OUTBOX.c
                 session.execute(
-                    update(OutboxEvent)
-                    .where(seq == any_(_seqs(seqs)))
+                    update(OUTBOX)
+                    .where(c.seq == any_(_seqs(seqs)))
                     .values(
-                        published_at=func.coalesce(OutboxEvent.published_at, now),
+                        published_at=func.coalesce(c.published_at, now),
                         dispatched_at=case(
-                            (seq == any_(_seqs(done)), now), else_=OutboxEvent.dispatched_at
+                            (c.seq == any_(_seqs(done)), now), else_=c.dispatched_at
                         ),
-                        settled_at=case(
-                            (seq == any_(_seqs(idle)), now), else_=OutboxEvent.settled_at
-                        ),
+                        settled_at=case((c.seq == any_(_seqs(idle)), now), else_=c.settled_at),
                     )
                 )
             session.commit()
@@ -380,14 +394,16 @@ class Relay:
         return max(self.settings.event_batch_size, self.settings.event_batch_size_alone)
 
     @staticmethod
-    def _claim(session: Session, size: int, *, fresh_only: bool) -> list[OutboxEvent]:
+    def _claim(session: Session, size: int, *, fresh_only: bool) -> list[Row[Any]]:
         """Up to ``size`` rows not yet dispatched (only unpublished ones if ``fresh_only``), in
-        commit-sequence order, locked against other relays."""
-        query = select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None))
+        commit-sequence order, locked against other relays. Plain rows: the relay only reads
+        them."""
+        c = OUTBOX.c
+        query = select(OUTBOX).where(c.dispatched_at.is_(None))
         if fresh_only:
-            query = query.where(OutboxEvent.published_at.is_(None))
-        query = query.order_by(OutboxEvent.seq).limit(size).with_for_update(skip_locked=True)
-        return list(session.execute(query).scalars())
+            query = query.where(c.published_at.is_(None))
+        query = query.order_by(c.seq).limit(size).with_for_update(skip_locked=True)
+        return list(session.execute(query).all())
 
     def _publish(
         self,
