@@ -171,3 +171,51 @@ async def test_tenant_stats_queries_use_indexes(big):
         await repo.workload(None)
 
     _assert_indexed(await _plans_of(engine, tenant, run), expected=5)
+
+
+async def test_the_list_reads_an_index_for_every_sort_and_filter(big):
+    """The tasks list as the route runs it (``TaskService.page``): every allowed sort in both
+    directions, first page and the page after, and every filter alone, read indexes only."""
+    from backend.tasks.listing import SORT_FIELDS, Sort
+    from backend.tasks.repository import TaskRepository
+    from backend.tasks.service import TaskFilters, TaskService
+
+    tenant, engine, projects, users = big
+    today = dt.date.today()
+
+    async def status_of(session) -> uuid.UUID:
+        from backend.projects.models import ProjectStatus
+
+        query = select(ProjectStatus.id).where(ProjectStatus.project_id == projects[0]).limit(1)
+        return (await session.execute(query)).scalar_one()
+
+    async def run(session):
+        service = TaskService(TaskRepository(session))
+        for name in SORT_FIELDS:
+            for sort in (Sort(name), Sort(f"-{name}")):
+                _, cursor = await service.page(
+                    filters=TaskFilters(), sort=sort, limit=50, cursor=None
+                )
+                assert cursor is not None
+                await service.page(filters=TaskFilters(), sort=sort, limit=50, cursor=cursor)
+        status_id = await status_of(session)
+        for filters in (
+            TaskFilters(project_id=projects[0]),
+            TaskFilters(status_id=status_id),
+            TaskFilters(status_category="in_progress"),
+            TaskFilters(assignee_id=users[0]),
+            TaskFilters(label=uuid.uuid4()),
+            TaskFilters(due_before=today - dt.timedelta(days=300)),
+            TaskFilters(due_after=today + dt.timedelta(days=300)),
+            TaskFilters(parent_id=uuid.uuid4()),
+            TaskFilters(q="invoice delta"),
+            TaskFilters(project_id=projects[1], status_category="done", assignee_id=users[1]),
+        ):
+            await service.page(filters=filters, sort=Sort("created_at"), limit=50, cursor=None)
+
+    plans = await _plans_of(engine, tenant, run)
+    touching = [(s, p) for s, p in plans if _scans_of_tasks(p)]
+    assert len(touching) == len(SORT_FIELDS) * 4 + 10
+    for statement, plan in touching:
+        scans = _scans_of_tasks(plan)
+        assert set(scans) <= INDEXED, f"{statement}\n{scans}"

@@ -69,6 +69,10 @@ class Task(TimestampMixin, TenantBase):
         Index("ix_tasks_status_category_created_at_id", "status_category", "created_at", "id"),
         Index("ix_tasks_assignee_id_created_at_id", "assignee_id", "created_at", "id"),
         Index("ix_tasks_due_date_id", "due_date", "id"),
+        # Sorts of the list (0008): descending due date keeps NULLs last.
+        Index("ix_tasks_due_date_desc_id", text("due_date DESC NULLS LAST"), text("id DESC")),
+        Index("ix_tasks_title_id", "title", "id"),
+        Index("ix_tasks_number_id", "number", "id"),
         Index("ix_tasks_priority_id", "priority", "id"),
         Index("ix_tasks_position_id", "position", "id"),
         Index("ix_tasks_parent_id", "parent_id"),
