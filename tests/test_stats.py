@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select, text
 
 from tests.conftest import assert_problem, bearer, login, login_as
 
@@ -341,3 +341,71 @@ async def test_every_task_and_project_write_through_the_api_makes_the_stats_stal
     assert deleted.status_code == 204, deleted.text
     assert (await stale())["total"] == 0
     assert other
+
+
+async def test_cycle_time_percentiles_match_percentile_cont(app, make_tenant, sync_engine):
+    """The window-function percentiles equal PostgreSQL's percentile_cont on the same rows:
+    odd and even counts, ties, one task, none."""
+    import random
+
+    from backend.analytics.repository import StatsRepository
+    from tenancy.db import tenant_session
+    from tenancy.naming import quote_schema
+
+    tenant = make_tenant("pct")
+    engine = app.state.resources.engine
+    schema = tenant.record.schema_name
+    rng = random.Random(7)
+    start = NOW - dt.timedelta(days=30)
+    async with tenant_session(engine, tenant.record) as session:
+        assert await StatsRepository(session).cycle_time(None) == (0, None, None)
+    for size in (1, 2, 5, 8, 13):
+        project_id = uuid.uuid4()
+        with sync_engine.begin() as conn:
+            from backend.projects.models import DEFAULT_STATUSES, Project, ProjectStatus
+            from tenancy.db import translate_map
+
+            bound = conn.execution_options(schema_translate_map=translate_map(schema))
+            bound.execute(insert(Project).values(id=project_id, key=f"P{size}", name=f"p{size}"))
+            bound.execute(
+                insert(ProjectStatus),
+                [
+                    {"project_id": project_id, "name": n, "category": c, "position": i}
+                    for i, (n, c) in enumerate(DEFAULT_STATUSES)
+                ],
+            )
+            done = bound.execute(
+                select(ProjectStatus.id).where(
+                    ProjectStatus.project_id == project_id, ProjectStatus.category == "done"
+                )
+            ).scalar_one()
+        hours = [rng.choice([3, 3, 7.5, 10, 26, 48.25, 100]) for _ in range(size)]
+        insert_tasks(
+            sync_engine,
+            tenant,
+            str(project_id),
+            [
+                _task(
+                    {"done": str(done)},
+                    "done",
+                    created_at=start,
+                    completed_at=start + dt.timedelta(hours=h),
+                )
+                for h in hours
+            ],
+        )
+        async with tenant_session(engine, tenant.record) as session:
+            got = await StatsRepository(session).cycle_time(project_id)
+            expected = (
+                await session.execute(
+                    text(
+                        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY h),"
+                        " percentile_cont(0.9) WITHIN GROUP (ORDER BY h) FROM ("
+                        " SELECT extract(epoch FROM completed_at - created_at) / 3600.0 AS h"
+                        f" FROM {quote_schema(schema)}.tasks"
+                        " WHERE project_id = :p AND status_category = 'done') d"
+                    ),
+                    {"p": project_id},
+                )
+            ).one()
+        assert got == (expected[0], round(expected[1], 2), round(expected[2], 2)), hours

@@ -11,6 +11,7 @@ ix_tasks_status_category_created_at_id (tenant-wide: ix_tasks_open_assignee_id, 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,8 @@ from backend.tasks.models import Task
 
 OPEN_CATEGORIES = ("todo", "in_progress")
 SECONDS_PER_HOUR = 3600.0
+#: The cycle-time percentiles reported (p50, p90).
+PERCENTILES = (0.5, 0.9)
 #: Done tasks with a completion time: the predicate of ix_tasks_done_completed_at (0005).
 DONE = (Task.status_category == "done", Task.completed_at.is_not(None))
 
@@ -121,15 +124,38 @@ class StatsRepository:
     async def cycle_time(
         self, project_id: uuid.UUID | None
     ) -> tuple[int, float | None, float | None]:
-        """(done tasks, p50 hours, p90 hours) from creation to completion."""
+        """(done tasks, p50 hours, p90 hours) from creation to completion.
+
+        Window functions rank the durations (``row_number()`` over their order, ``count()``
+        over all); the percentiles then interpolate between the two ranks around
+        ``1 + p * (n - 1)``, which is PostgreSQL's ``percentile_cont`` (tested against it)."""
         hours = extract("epoch", Task.completed_at - Task.created_at) / SECONDS_PER_HOUR
-        query = select(
-            func.count(),
-            func.percentile_cont(0.5).within_group(hours),
-            func.percentile_cont(0.9).within_group(hours),
-        ).where(*DONE)
-        count, p50, p90 = (await self.session.execute(_scoped(query, project_id))).one()
-        return int(count), _hours(p50), _hours(p90)
+        ranked = (
+            _scoped(
+                select(
+                    hours.label("h"),
+                    func.row_number().over(order_by=hours).label("rn"),
+                    func.count().over().label("n"),
+                ),
+                project_id,
+            )
+            .where(*DONE)
+            .subquery("ranked")
+        )
+        h, rn, n = ranked.c.h, ranked.c.rn, ranked.c.n
+        bounds = []
+        for p in PERCENTILES:
+            position = 1 + p * (n - 1)
+            bounds += [
+                func.max(h).filter(rn == func.floor(position)),
+                func.max(h).filter(rn == func.ceil(position)),
+            ]
+        count, *values = (await self.session.execute(select(func.count(), *bounds))).one()
+        results = [
+            _interpolate(p, int(count), values[2 * i], values[2 * i + 1])
+            for i, p in enumerate(PERCENTILES)
+        ]
+        return int(count), _hours(results[0]), _hours(results[1])
 
     async def workload(
         self, project_id: uuid.UUID | None
@@ -155,6 +181,14 @@ class StatsRepository:
         )
         rows = await self.session.execute(query)
         return [(a, name, int(n)) for a, name, n in rows.tuples()]
+
+
+def _interpolate(p: float, n: int, low: float | None, high: float | None) -> float | None:
+    """The ``p`` percentile from the values at ranks floor and ceil of ``1 + p * (n - 1)``."""
+    if n == 0 or low is None or high is None:
+        return None
+    position = 1 + p * (n - 1)
+    return float(low) + (position - math.floor(position)) * (float(high) - float(low))
 
 
 def _hours(value: float | None) -> float | None:
