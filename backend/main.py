@@ -25,7 +25,7 @@ from backend.identity.api_keys import tenant_of_key
 from backend.identity.audit_routes import router as audit_router
 from backend.identity.invite_routes import router as invite_router
 from backend.identity.key_routes import router as key_router
-from backend.identity.permissions import authenticate
+from backend.identity.permissions import authenticate, idempotency_caller
 from backend.identity.reset_routes import router as reset_router
 from backend.identity.routes import router as identity_router
 from backend.identity.tokens import TokenService
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ttl_seconds=settings.idempotency_ttl_seconds,
         lock_seconds=settings.idempotency_lock_seconds,
         max_body_bytes=settings.max_body_bytes,
+        caller_of=idempotency_caller,
     )
     app.add_middleware(
         TenantMiddleware,

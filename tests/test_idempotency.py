@@ -68,7 +68,8 @@ async def test_key_is_kept_24_hours_under_the_tenants_hash_tag(
     headers = await login(client, tenant)
     key = _key()
     assert (await _project(client, headers, key, "Apollo")).status_code == 201
-    caller = hashlib.sha256(headers["Authorization"].encode()).hexdigest()
+    me = (await client.get("/api/v1/users/me", headers=headers)).json()["id"]
+    caller = hashlib.sha256(f"user:{me}".encode()).hexdigest()
     stored = idempotency_key(tenant.id, caller, key)
     assert stored.startswith(f"tf:{{{tenant.id}}}:idem:")
     assert 86400 - 60 < sync_redis.ttl(stored) <= 86400
@@ -210,3 +211,45 @@ async def test_redis_away_fails_closed_only_with_the_header() -> None:
         assert (await h.post("/api/v1/work", content=b"a", headers=AUTH)).status_code == 201
     assert calls == ["a"]
     await dead.aclose()
+
+
+async def test_a_retry_after_a_new_login_replays_and_a_forged_token_is_401(
+    client: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    """The key belongs to the principal, not to one access token: the retry of a client that
+    logged in again (or refreshed) replays. A token that does not verify gets its 401 and
+    leaves nothing behind."""
+    tenant = make_tenant("idem")
+    key = _key()
+    first = await _project(client, await login(client, tenant), key, "Apollo")
+    assert first.status_code == 201
+    again = await _project(client, await login(client, tenant), key, "Apollo")
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    headers = await login(client, tenant)
+    head, payload, signature = headers["Authorization"].removeprefix("Bearer ").split(".")
+    forged = {"Authorization": f"Bearer {head}.{payload}.{signature[::-1]}"}
+    other_key = _key()
+    for _ in range(2):
+        refused = await _project(client, {**headers, **forged}, other_key, "Apollo")
+        assert_problem(refused, 401, "invalid-token")
+    assert (await _project(client, headers, other_key, "Apollo")).status_code == 201
+
+
+async def test_an_api_key_keeps_its_keys_apart_from_its_creators(
+    client: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    tenant = make_tenant("idem")
+    headers = await login(client, tenant)
+    created = await client.post(
+        "/api/v1/api-keys", json={"name": "ci", "role": "admin"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    machine = bearer(tenant, created.json()["key"])
+    key = _key()
+    by_user = await _project(client, headers, key, "Apollo")
+    by_key = await _project(client, machine, key, "Apollo")
+    assert by_key.status_code == 201 and "idempotent-replayed" not in by_key.headers
+    assert by_key.json()["id"] != by_user.json()["id"]
+    replay = await _project(client, machine, key, "Apollo")
+    assert replay.headers["idempotent-replayed"] == "true"

@@ -6,6 +6,7 @@ tests/test_permissions.py walks every route and role and compares the answers wi
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +126,22 @@ async def principal_of(token: str | None, session: AsyncSession, tokens: TokenSe
         raise _unauthorized("invalid-token", "The token's user is unknown or deactivated.")
     # The role comes from the row, not the token: a demotion takes effect at once.
     return Principal("user", user.id, user.role, user)
+
+
+def idempotency_caller(scope: Any, credential: str) -> str | None:
+    """The caller an Idempotency-Key is kept for (backend/kit/idempotency.py): the user of a
+    verified access token of the request's tenant, or the API key (by its hash; whether it is
+    still usable is the route's check). None for anything else: the route answers 401."""
+    token = bearer_token(credential)
+    if token is None:
+        return None
+    if api_keys.is_api_key(token):
+        return "key:" + hashlib.sha256(token.encode()).hexdigest()
+    tenant = scope.get("state", {}).get("tenant")
+    claims = scope["app"].state.tokens.decode(token)
+    if tenant is None or claims is None or claims.get("tid") != str(tenant.id):
+        return None
+    return f"user:{claims['sub']}"
 
 
 async def authenticate(request: Request, session: SessionDep) -> Principal:

@@ -4,15 +4,19 @@ A pure ASGI middleware inside the tenant middleware (it needs ``scope["state"]["
 For a POST under /api/ that carries ``Idempotency-Key`` and a credential (``Authorization``):
 
 - the key (1-255 printable ASCII characters, else 422 ``invalid-idempotency-key``) is claimed
-  in Redis under the tenant's hash tag and the SHA-256 of the caller's credential, so one
-  caller can never replay another's response, nor one tenant another's;
+  in Redis under the tenant's hash tag and the caller: the principal (``user:<id>`` of a
+  verified access token of this tenant, ``key:<hash>`` of an API key), so a retry after a
+  token refresh or a new login still replays, while one caller can never replay another's
+  response, nor one tenant another's. A credential that names nobody (a forged or expired
+  token) bypasses the store, and its route answers 401;
 - the same key with the same request (method, path, query, content type, body) replays the
   stored response (status, body, Content-Type, Location, ETag) with ``Idempotent-Replayed:
   true``; with another request it is 422 ``idempotency-key-reused``; while the first request
   still runs it is 409 ``idempotency-key-in-use``;
 - results are kept ``ttl`` seconds (24 h). Responses that ask for a retry are not stored and
   the key is released: status >= 500, 408/425/429, or any response with ``Retry-After``
-  (a deadlock's 409). Nor is a response larger than ``MAX_STORED_BYTES``;
+  (a deadlock's 409); nor are 401/403 (the request was not processed: the caller's access may
+  change) or a response larger than ``MAX_STORED_BYTES``;
 - Redis away with the header present: 503 (fail closed); without the header nothing changes.
 
 Requests without ``Authorization`` (login, refresh, logout, invite accept, password reset) and
@@ -45,6 +49,17 @@ from tenancy.keys import idempotency_key
 
 log = logging.getLogger(__name__)
 
+#: The caller's identity for the store, from (scope, Authorization header): None when the
+#: credential names nobody (the request then runs without the store).
+CallerOf = Callable[[Scope, str], str | None]
+
+
+def credential_caller(scope: Scope, credential: str) -> str:
+    """The credential itself (for apps without principals; the API passes a principal
+    resolver, backend.identity.permissions.idempotency_caller). Stored only as a hash."""
+    return credential
+
+
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_PATTERN = r"^[\x20-\x7e]{1,255}$"
@@ -52,7 +67,8 @@ MAX_KEY_LENGTH = 255
 #: Larger responses are sent but not stored (the key is released).
 MAX_STORED_BYTES = 1024 * 1024
 _REPLAYED_HEADERS = ("content-type", "location", "etag")
-_RETRY_STATUSES = frozenset({408, 425, 429})
+#: Not stored: the request was not processed, or should be tried again.
+_RETRY_STATUSES = frozenset({401, 403, 408, 425, 429})
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # Overwrite or delete the record only while it is still this request's claim.
@@ -115,8 +131,10 @@ class IdempotencyMiddleware:
         max_body_bytes: int,
         prefixes: tuple[str, ...] = ("/api/",),
         excluded: tuple[str, ...] = ("/api/v1/auth/",),
+        caller_of: CallerOf | None = None,
     ) -> None:
         self.app = app
+        self.caller_of = caller_of or credential_caller
         self.redis = redis
         self.ttl = ttl_seconds
         self.lock = lock_seconds
@@ -163,8 +181,12 @@ class IdempotencyMiddleware:
                 f"The request body is larger than {self.max_body} bytes.",
             )
             return
-        caller = hashlib.sha256(credential.encode("latin-1")).hexdigest()
-        redis_key = idempotency_key(tenant.id, caller, key)
+        caller = self.caller_of(scope, credential)
+        if caller is None:  # nobody: the route answers 401, nothing to remember
+            await self.app(scope, self._replay(body, receive), send)
+            return
+        digest = hashlib.sha256(caller.encode("latin-1")).hexdigest()
+        redis_key = idempotency_key(tenant.id, digest, key)
         fingerprint = hashlib.sha256(
             b"\n".join(
                 (
@@ -205,6 +227,20 @@ class IdempotencyMiddleware:
             return
         await self._run(scope, receive, send, body, redis, redis_key, owner, fingerprint)
 
+    @staticmethod
+    def _replay(body: bytes, receive: Receive) -> Receive:
+        """``receive`` that hands out the already-read body first."""
+        sent = False
+
+        async def replayed() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replayed
+
     async def _run(
         self,
         scope: Scope,
@@ -217,14 +253,7 @@ class IdempotencyMiddleware:
         fingerprint: str,
     ) -> None:
         captured = _Captured()
-        body_sent = False
-
-        async def replay_receive() -> Message:
-            nonlocal body_sent
-            if not body_sent:
-                body_sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        replay_receive = self._replay(body, receive)
 
         async def capture_send(message: Message) -> None:
             if message["type"] == "http.response.start":
