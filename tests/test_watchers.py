@@ -126,3 +126,19 @@ async def test_watchers_are_isolated_between_tenants(client, world, make_tenant,
     assert_problem(await client.put(f"{b_url}/{a_owner_id}", headers=hb), 404, "user-not-found")
     assert await _watchers(client, b_url, hb) == []
     assert await _watchers(client, url, ha) == [a_owner_id]
+
+
+async def test_removing_a_watcher_honours_if_match_on_the_task(client, world, add_user):
+    tenant, owner, url = world
+    me, member = await _as(client, tenant, add_user, "member")
+    task_url = url.removesuffix("/watchers")
+    stale = (await client.get(task_url, headers=owner)).headers["etag"]
+    assert (await client.put(f"{url}/{me}", headers=member)).status_code == 204
+    refused = await client.delete(f"{url}/{me}", headers={**member, "If-Match": stale})
+    assert_problem(refused, 412, "precondition-failed")
+    assert await _watchers(client, url, owner) == [me]
+    current = (await client.get(task_url, headers=owner)).headers["etag"]
+    assert current != stale
+    done = await client.delete(f"{url}/{me}", headers={**member, "If-Match": current})
+    assert done.status_code == 204
+    assert await _watchers(client, url, owner) == []

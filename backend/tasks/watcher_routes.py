@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.identity.permissions import Principal, requires
 from backend.kit.deps import TenantDB
 from backend.kit.errors import problem_responses
+from backend.kit.etag import if_match_of
 from backend.kit.pagination import MAX_LIMIT, Page
 from backend.tasks import watchers
 
@@ -53,14 +54,17 @@ async def add_watcher(
 @router.delete(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(*ERRORS),
+    responses=problem_responses(*ERRORS, 412),
     summary="Stop watching a task (yourself; owners and admins: anyone; idempotent)",
+    description="With `If-Match`, the task's ETag: 412 when the task changed since it was read "
+    "(adding or removing a watcher changes the task's ETag).",
 )
 async def remove_watcher(
+    request: Request,
     task_id: uuid.UUID,
     user_id: uuid.UUID,
     caller: Annotated[Principal, requires("watchers:update")],
     db: TenantDB,
 ) -> Response:
-    await watchers.remove(db, task_id, user_id, caller=caller)
+    await watchers.remove(db, task_id, user_id, caller=caller, if_match=if_match_of(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

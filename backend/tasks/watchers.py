@@ -9,6 +9,7 @@ is not watching, answers 204 and changes nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
@@ -98,10 +99,18 @@ async def add(
 
 
 async def remove(
-    session: AsyncSession, task_id: uuid.UUID, user_id: uuid.UUID, *, caller: Principal
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    caller: Principal,
+    if_match: Callable[[int], None] | None = None,
 ) -> None:
-    """Stop a user watching a task (idempotent)."""
+    """Stop a user watching a task (idempotent). ``if_match`` checks the task's version (the
+    watchers are part of the task: adding or removing one changes its ETag)."""
     task, _user = await _target(session, task_id, user_id, caller)
+    if if_match is not None:
+        if_match(task.version)
     removed = await session.scalar(
         sql_delete(task_watchers)
         .where(COLS.task_id == task_id, COLS.user_id == user_id)
