@@ -409,3 +409,32 @@ async def test_cycle_time_percentiles_match_percentile_cont(app, make_tenant, sy
                 )
             ).one()
         assert got == (expected[0], round(expected[1], 2), round(expected[2], 2)), hours
+
+
+async def test_a_project_stats_hit_reads_only_the_caller_and_a_deleted_project_is_404(
+    app, client, make_tenant
+):
+    """On a hit the one statement left is authentication's (the caller's user row, which
+    says whether the user is still active); a deleted project's entry is never served."""
+    tenant = make_tenant("shit")
+    headers = await login(client, tenant)
+    project_id, _ = await _project(client, headers, "Hit")
+    path = f"/api/v1/projects/{project_id}/stats"
+    assert (await client.get(path, headers=headers)).headers["X-Cache"] == "miss"
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(statement)
+
+    engine = app.state.resources.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        hit = await client.get(path, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert hit.headers["X-Cache"] == "hit"
+    tables = [s for s in seen if re.search(r"\bFROM\b", s, re.IGNORECASE)]
+    assert len(tables) == 1 and ".users" in tables[0], seen
+    deleted = await client.delete(f"/api/v1/projects/{project_id}", headers=headers)
+    assert deleted.status_code == 204, deleted.text
+    assert_problem(await client.get(path, headers=headers), 404, "project-not-found")

@@ -45,16 +45,25 @@ class StatsService:
         self.ttl = ttl
 
     async def project_stats(self, project_id: uuid.UUID) -> tuple[ProjectStats, cache.CacheStatus]:
-        """A project's figures (404 for an id that is not a project of this tenant)."""
-        # Checked on every call, also on a cache hit: a deleted project answers 404 at once.
-        if await self.repo.project(project_id) is None:
-            raise Problem(404, "project-not-found", f"No project {project_id}.")
+        """A project's figures (404 for an id that is not a project of this tenant).
+
+        A cache hit reads no table: an entry exists only for a project that existed when it
+        was computed (the miss checks), and every project write, deletion included, moves the
+        tenant's stats generation on (analytics.cache.StatsWriteDB), so a deleted project's
+        entry is never read again. Entries are under the tenant's keys: another tenant's id
+        can only miss, and answers 404."""
+
+        async def compute() -> ProjectStats:
+            if await self.repo.project(project_id) is None:
+                raise Problem(404, "project-not-found", f"No project {project_id}.")
+            return await self._compute_project(project_id)
+
         return await cache.cached(
             self.redis,
             self.tenant_id,
             ("project", str(project_id)),
             ProjectStats,
-            lambda: self._compute_project(project_id),
+            compute,
             ttl=self.ttl,
         )
 
