@@ -183,3 +183,35 @@ async def test_comment_label_watcher_and_member_writes_record_their_events(
     assert all(str(e["aggregate_id"]) == task["id"] for e in comments)  # part of the task
     invited = next(e for e in events if e["type"] == "MemberInvited")
     assert "new.person@example.com" not in str(invited["payload"])  # no email in the log
+
+
+async def test_api_keys_record_created_and_revoked_without_their_secret(
+    client, make_tenant, sync_engine
+):
+    tenant = make_tenant("ekey")
+    headers = await login(client, tenant)
+    mark = _last(sync_engine, tenant)
+    created = await client.post(
+        "/api/v1/api-keys", json={"name": "deploy-prod", "role": "member"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()
+    [event] = _events(sync_engine, tenant, mark)
+    assert event["type"] == "ApiKeyCreated" and event["aggregate_type"] == "api_key"
+    assert str(event["aggregate_id"]) == key["id"] and event["payload"]["role"] == "member"
+    # Every member reads the event log: neither the secret (nor a part of it) nor the name.
+    text_of = str(event)
+    assert key["key"] not in text_of and key["prefix"] not in text_of
+    assert "deploy-prod" not in text_of
+
+    mark = _last(sync_engine, tenant)
+    for _ in range(2):  # revoking again is a no-op: one event
+        resp = await client.delete(f"/api/v1/api-keys/{key['id']}", headers=headers)
+        assert resp.status_code == 204
+    assert [e["type"] for e in _events(sync_engine, tenant, mark)] == ["ApiKeyRevoked"]
+    listed = await client.get(
+        "/api/v1/events", params={"aggregate_type": "api_key"}, headers=headers
+    )
+    assert listed.status_code == 200, listed.text
+    newest_first = [e["type"] for e in listed.json()["items"]]
+    assert newest_first == ["ApiKeyRevoked", "ApiKeyCreated"]

@@ -23,7 +23,7 @@ from backend.tasks.repository import TaskRepository
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 AUTH_ERRORS = (400, 401, 403, 404)
-AGGREGATE_TYPES = ("project", "task", "label", "invite", "user")
+AGGREGATE_TYPES = ("project", "task", "label", "invite", "user", "api_key")
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=200)]

@@ -179,6 +179,26 @@ class MemberDeactivated(_UserEvent):
     pass
 
 
+# --- machine access -----------------------------------------------------------------------------
+
+
+class _ApiKeyEvent(DomainEvent):
+    """Only the key's id and role: every member can read the event log, while keys (their
+    names included) are for owners and admins; never the secret or any part of it."""
+
+    aggregate_type = "api_key"
+    aggregate_field = "api_key_id"
+    api_key_id: uuid.UUID
+
+
+class ApiKeyCreated(_ApiKeyEvent):
+    role: str
+
+
+class ApiKeyRevoked(_ApiKeyEvent):
+    pass
+
+
 TYPES: dict[str, type[DomainEvent]] = {
     cls.type: cls
     for cls in (
@@ -204,5 +224,7 @@ TYPES: dict[str, type[DomainEvent]] = {
         MemberJoined,
         MemberUpdated,
         MemberDeactivated,
+        ApiKeyCreated,
+        ApiKeyRevoked,
     )
 }

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response, status
 
+from backend.events import outbox
+from backend.events import types as events
 from backend.identity import api_keys, audit
 from backend.identity.models import ApiKey
 from backend.identity.permissions import Principal, outranks, requires
@@ -58,6 +60,7 @@ async def create_key(
         request=request,
         details={"name": data.name, "role": data.role},
     )
+    outbox.record(db, events.ApiKeyCreated(api_key_id=key.id, role=data.role))
     await db.flush()
     response.headers["Location"] = f"/api/v1/api-keys/{key.id}"
     return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), key=secret)
@@ -96,9 +99,13 @@ async def get_key(key_id: uuid.UUID, _caller: Manager, db: TenantDB) -> ApiKey:
 async def revoke_key(
     request: Request, key_id: uuid.UUID, caller: Manager, db: TenantDB
 ) -> Response:
+    before = await db.get(ApiKey, key_id)
+    active = before is not None and before.revoked_at is None
     key: ApiKey | None = await api_keys.revoke(db, key_id)
     if key is None:
         raise Problem(404, "api-key-not-found", f"No API key {key_id}.")
+    if active:  # revoking again changes nothing, and records nothing
+        outbox.record(db, events.ApiKeyRevoked(api_key_id=key.id))
     audit.record(
         db,
         "api_key.revoked",
