@@ -9,28 +9,39 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions
+from fastapi_users import BaseUserManager, UUIDIDMixin
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.config import Settings
 from backend.identity.models import User
 from backend.identity.passwords import password_helper, submit
-from backend.kit.deps import SessionDep
+
+# fastapi-users' get_by_email builds its statement (two func.lower calls) and that statement's
+# cache key on every call, on the login's critical path (before the hash can start). Built
+# once, the statement's cache key is memoized; the query is the same (the unique index on
+# lower(email) answers it).
+_BY_EMAIL = select(User).where(func.lower(User.email) == func.lower(bindparam("email")))
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
-    def __init__(self, user_db: SQLAlchemyUserDatabase[User, uuid.UUID], secret: str) -> None:
+    def __init__(
+        self,
+        user_db: SQLAlchemyUserDatabase[User, uuid.UUID],
+        secret: str,
+        session: AsyncSession,
+    ) -> None:
         super().__init__(user_db, password_helper)
+        self.session = session
         self.reset_password_token_secret = secret
         self.verification_token_secret = secret
 
     async def find(self, email: str) -> User | None:
-        try:
-            return await self.get_by_email(email)
-        except exceptions.UserNotExists:
-            return None
+        """The user with this email (case-insensitive), or None."""
+        found: User | None = (await self.session.scalars(_BY_EMAIL, {"email": email})).first()
+        return found
 
     def start_verify(
         self,
@@ -68,18 +79,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         return True
 
 
-# Plain returns, not generators: nothing to clean up, and FastAPI runs a generator dependency
-# through an exit stack, which every login would pay for.
-async def get_user_db(session: SessionDep) -> SQLAlchemyUserDatabase[User, uuid.UUID]:
-    return SQLAlchemyUserDatabase(session, User)
-
-
-async def get_user_manager(
-    request: Request,
-    user_db: Annotated[SQLAlchemyUserDatabase[User, uuid.UUID], Depends(get_user_db)],
-) -> UserManager:
-    settings = request.app.state.resources.settings
-    return UserManager(user_db, settings.secret_key.get_secret_value())
-
-
-UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
+def user_manager(session: AsyncSession, settings: Settings) -> UserManager:
+    """The user manager on a tenant session."""
+    secret = settings.secret_key.get_secret_value()
+    return UserManager(SQLAlchemyUserDatabase(session, User), secret, session)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 
 from backend.identity import audit, sessions
-from backend.identity.manager import UserManagerDep
+from backend.identity.manager import user_manager
 from backend.identity.models import User
 from backend.identity.permissions import Principal, public, requires
 from backend.identity.schemas import RefreshIn, TokenOut, UserRead
@@ -21,6 +21,7 @@ from backend.kit.errors import Problem, problem_responses
 from backend.kit.text import NO_NUL_PATTERN, NUL_MESSAGE
 from backend.kit.throttle import LoginGuard
 from backend.kit.types import drop_null
+from tenancy.db import tenant_session
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
@@ -64,31 +65,36 @@ async def login_form(
 async def login(
     request: Request,
     credentials: Annotated[OAuth2PasswordRequestForm, Depends(login_form)],
-    manager: UserManagerDep,
     tenant: CurrentTenant,
     resources: ResourcesDep,
-    db: TenantDB,
 ) -> TokenOut:
+    # The session is opened here, not by generator dependencies (TenantDB and a user-manager
+    # dependency): solving them and unwinding their exit stacks was ~1 ms of a login's path
+    # (bench/login: the 422 path fell from 2.4 to 1.4 ms p50 without them). Same unit of work:
+    # committed before the response is sent; an error rolls it back.
+    settings = resources.settings
     email = normalize_email(credentials.username)
     guard = LoginGuard(
         resources.redis,
-        resources.settings,
+        settings,
         tenant_id=tenant.id,
         action="login",
         account=email,
         address=_ip(request),
     )
     tokens: TokenService = request.app.state.tokens
-    context = SignIn(
-        db=db,
-        manager=manager,
-        guard=guard,
-        tokens=tokens,
-        tenant=tenant,
-        request=request,
-        refresh_lifetime=resources.settings.refresh_token_lifetime_seconds,
-    )
-    signed_in = await sign_in(context, email, credentials.password)
+    async with tenant_session(resources.engine, tenant) as db:
+        context = SignIn(
+            db=db,
+            manager=user_manager(db, settings),
+            guard=guard,
+            tokens=tokens,
+            tenant=tenant,
+            request=request,
+            refresh_lifetime=settings.refresh_token_lifetime_seconds,
+        )
+        signed_in = await sign_in(context, email, credentials.password)
+        await db.commit()
     return TokenOut(
         access_token=signed_in.access_token,
         refresh_token=signed_in.refresh_token,
