@@ -263,6 +263,49 @@ async def test_etags_if_match_and_if_none_match(client, make_tenant):
     assert (await client.delete(url, headers={**headers, "If-Match": '"v2"'})).status_code == 204
 
 
+async def test_list_etag_moves_with_any_change_to_the_page(client, make_tenant):
+    tenant = make_tenant("tlistetag")
+    headers = await login(client, tenant)
+    project, _ = await project_with_statuses(client, headers)
+    first = await new_task(client, headers, project["id"])
+    await new_task(client, headers, project["id"])
+    url = f"/api/v1/tasks?project_id={project['id']}&limit=1"
+
+    async def tag() -> str:
+        resp = await client.get(url, headers=headers)
+        assert resp.status_code == 200
+        return resp.headers["etag"]
+
+    before = await tag()
+    assert before == await tag()  # the same page, the same tag
+    again = await client.get(url, headers={**headers, "If-None-Match": before})
+    assert again.status_code == 304 and again.headers["etag"] == before and not again.content
+    weak = await client.get(url, headers={**headers, "If-None-Match": f"W/{before}"})
+    assert weak.status_code == 304
+    # Each change to what the page shows moves the tag: a field, a watcher, the next cursor.
+    tags = [before]
+    task_url = f"/api/v1/tasks/{first['id']}"
+    resp = await client.patch(task_url, json={"title": "renamed"}, headers=headers)
+    assert resp.status_code == 200
+    tags.append(await tag())
+    me = (await client.get("/api/v1/users", headers=headers)).json()["items"][0]["id"]
+    resp = await client.put(f"{task_url}/watchers/{me}", headers=headers)
+    assert resp.status_code == 204, resp.text
+    tags.append(await tag())
+    await new_task(client, headers, project["id"])  # a third task on the unlimited page
+    full = await client.get(f"/api/v1/tasks?project_id={project['id']}", headers=headers)
+    assert len(full.json()["items"]) == 3
+    tags.append(full.headers["etag"])
+    assert len(set(tags)) == len(tags), tags
+    # A stale tag gets the page.
+    assert (await client.get(url, headers={**headers, "If-None-Match": before})).status_code == 200
+    # Another tenant's list: its own (empty) page, never this tenant's tag.
+    other = await login(client, make_tenant("tlistetag2"))
+    theirs = await client.get("/api/v1/tasks", headers=other)
+    assert theirs.status_code == 200 and theirs.json()["items"] == []
+    assert theirs.headers["etag"] not in tags
+
+
 async def test_delete_is_for_admins_and_the_reporter(client, make_tenant, add_user):
     tenant = make_tenant("tdel")
     owner = await login(client, tenant)

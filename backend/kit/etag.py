@@ -7,7 +7,8 @@ they read back in ``If-Match``; ``*`` or no header means "whatever is current".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from fastapi import Request, Response
@@ -35,14 +36,28 @@ def check_if_match(request: Request, version: int) -> None:
         )
 
 
-def not_modified(request: Request, version: int) -> bool:
-    """True when If-None-Match already names the current ETag (answer 304)."""
+def page_etag(parts: Iterable[object]) -> str:
+    """The ETag of a list page: a digest of what decides its representation (for tasks, each
+    item's id, version and key, and the next cursor). Equal parts give the same body."""
+    digest = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        digest.update(str(part).encode())
+        digest.update(b"\x00")
+    return f'"p{digest.hexdigest()}"'
+
+
+def names_tag(request: Request, current: str) -> bool:
+    """True when If-None-Match already names ``current`` (answer 304); weak comparison."""
     header = request.headers.get("if-none-match")
     if header is None:
         return False
-    current = etag(version)
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
     return "*" in tags or current in tags
+
+
+def not_modified(request: Request, version: int) -> bool:
+    """True when If-None-Match already names the current ETag (answer 304)."""
+    return names_tag(request, etag(version))
 
 
 def set_etag(response: Response, version: int) -> None:

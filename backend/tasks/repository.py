@@ -184,6 +184,14 @@ class TaskRepository:
     async def delete(self, task: Task) -> None:
         await self.session.delete(task)
 
+    async def subtasks_locked(self, task: Task) -> list[Task]:
+        """The subtasks of ``task`` (which go with it), with ``task`` locked first: adding a
+        subtask locks its parent too (the foreign key), so none appears unseen before the
+        delete commits."""
+        await self.session.execute(select(Task.id).where(Task.id == task.id).with_for_update())
+        query = select(Task).where(Task.parent_id == task.id).order_by(Task.number)
+        return list((await self.session.scalars(query)).all())
+
     async def flush(self) -> None:
         await self.session.flush()
 

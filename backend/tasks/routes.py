@@ -16,7 +16,14 @@ from backend.analytics.cache import StatsWriteDB
 from backend.identity.permissions import Principal, requires
 from backend.kit.deps import TenantDB
 from backend.kit.errors import Problem, problem_responses
-from backend.kit.etag import if_match_of, not_modified, not_modified_response, set_etag
+from backend.kit.etag import (
+    if_match_of,
+    names_tag,
+    not_modified,
+    not_modified_response,
+    page_etag,
+    set_etag,
+)
 from backend.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from backend.kit.text import NO_NUL_PATTERN, NUL_MESSAGE
 from backend.kit.types import QueryDate
@@ -78,7 +85,8 @@ async def create_task(
     "/tasks",
     response_model=Page[TaskRead],
     responses=problem_responses(*AUTH_ERRORS, 422),
-    summary="List tasks: filters, full-text search, sorting, cursor pagination",
+    summary="List tasks: filters, full-text search, sorting, cursor pagination (ETag; "
+    "If-None-Match answers 304)",
     description="Filters combine with AND. `due_before`/`due_after` are exclusive and never "
     "match tasks without a due date. `q` searches title and description (web search syntax: "
     '`"exact phrase"`, `or`, `-word`). `sort` is a comma-separated list of '
@@ -86,6 +94,8 @@ async def create_task(
     "ties and tasks without a due date come last. An unknown or repeated query parameter is 422.",
 )
 async def list_tasks(
+    request: Request,
+    response: Response,
     _caller: Annotated[Principal, requires("tasks:read")],
     service: Service,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
@@ -100,7 +110,7 @@ async def list_tasks(
     due_after: QueryDate | None = None,
     parent_id: uuid.UUID | None = None,
     q: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)] = None,
-) -> Page[TaskRead]:
+) -> Page[TaskRead] | Response:
     if q is not None and "\x00" in q:
         raise Problem(422, "validation-error", f"q {NUL_MESSAGE}")
     filters = TaskFilters(
@@ -117,6 +127,14 @@ async def list_tasks(
     rows, next_cursor = await service.page(
         filters=filters, sort=Sort(sort), limit=limit, cursor=cursor
     )
+    # Every change to a task's representation moves its version (labels and watchers too);
+    # its key also depends on the project's key.
+    tag = page_etag(
+        [part for row in rows for part in (row["id"], row["version"], row["key"])] + [next_cursor]
+    )
+    if names_tag(request, tag):
+        return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
     return Page[TaskRead](items=rows, next_cursor=next_cursor)
 
 

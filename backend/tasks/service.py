@@ -204,7 +204,12 @@ class TaskService:
         if if_match is not None:
             if_match(task.version)
         keys = await self.repo.project_keys([task.project_id])
-        task_events.deleted(self.repo.session, task, f"{keys[task.project_id]}-{task.number}")
+        key = keys[task.project_id]
+        # The database deletes the subtasks with it (ON DELETE CASCADE); each is a deletion
+        # the event log and the live feed must show.
+        for subtask in await self.repo.subtasks_locked(task):
+            task_events.deleted(self.repo.session, subtask, f"{key}-{subtask.number}")
+        task_events.deleted(self.repo.session, task, f"{key}-{task.number}")
         await self.repo.delete(task)
 
     async def bulk_update(self, data: BulkUpdate) -> list[Task]:
