@@ -103,6 +103,23 @@ async def test_login_input_is_validated(client, body):
     assert_problem(await client.post(LOGIN, json={**body, "extra": 1}), 422, "validation-error")
 
 
+async def test_any_email_shaped_login_is_a_fair_question(client):
+    # A special-use domain (.test) passes the schema's format: email; a login is a lookup, so it
+    # gets the same 401 as any unknown email, not a 422 from an address deliverability check.
+    resp = await _login(client, "'+!x!v7gn+@zaf0.test", "not-the-password")
+    assert_problem(resp, 401, "invalid-credentials")
+
+
+async def test_unparsable_bodies_are_a_documented_400(app, client):
+    paths = app.openapi()["paths"]
+    for path, method in ((LOGIN, "post"), (TENANTS, "post"), (f"{TENANTS}/{{slug}}", "patch")):
+        assert "400" in paths[path][method]["responses"], (method, path)
+    resp = await client.post(
+        LOGIN, content=b"\xb9\xc6\xaaI>", headers={"Content-Type": "application/json"}
+    )
+    assert_problem(resp, 400, "bad-request")
+
+
 async def test_api_token_works_and_is_touched(app, client, sync_engine):
     email = await make_operator(app)
     token_id, secret = await make_api_token(app, email)

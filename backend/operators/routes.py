@@ -18,7 +18,7 @@ router = APIRouter(prefix="/platform/v1/auth", tags=["platform"])
 @router.post(
     "/login",
     response_model=OperatorTokenOut,
-    responses=problem_responses(401, 422, 429, 503),
+    responses=problem_responses(400, 401, 422, 429, 503),
     summary="Exchange an operator's email and password for a short-lived access token",
 )
 async def login(

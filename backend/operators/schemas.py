@@ -6,9 +6,13 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 
 class OperatorLogin(BaseModel):
+    """A login looks an account up: any email-shaped string is a fair question (401 when no
+    operator has it), not only the addresses email-validator deems deliverable (it refuses
+    special-use domains such as ``.test``, which the schema's ``format: email`` allows)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\x00]+@[^@\x00]+$")
     password: str = Field(min_length=1, max_length=128)
 
 

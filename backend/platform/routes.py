@@ -22,7 +22,7 @@ Slug = Annotated[FreeText, Path(description="The tenant's slug.")]
     "/tenants",
     status_code=status.HTTP_201_CREATED,
     response_model=TenantOut,
-    responses=problem_responses(401, 409, 422),
+    responses=problem_responses(400, 401, 409, 422),
     summary="Create a tenant with its schema and owner account",
 )
 def create_tenant(
@@ -75,7 +75,7 @@ def get_tenant(slug: Slug, _op: Operator, res: ResourcesDep) -> TenantOut:
 @router.patch(
     "/tenants/{slug}",
     response_model=TenantOut,
-    responses=problem_responses(401, 404, 422, 503),
+    responses=problem_responses(400, 401, 404, 422, 503),
     summary="Rename, change plan, suspend or resume a tenant",
     description="503 `cache-invalidation-failed`: the change is stored in PostgreSQL, but Redis "
     "could not be reached, so caches may serve the old row for up to the registry cache TTL.",
