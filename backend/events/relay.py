@@ -12,10 +12,12 @@ every ``relay_sweep_seconds`` as a safety net. With 10,000 mostly idle tenants a
 costs a query every few seconds, never a scan of every schema per tick.
 
 Publishing. For a tenant with unpublished rows: claim up to ``relay_batch_size`` rows in
-commit-sequence order, publish one ``events.handle`` message per (event, handler) to the
-tenant's queue (its pinned queue or its partition), publish the envelope on the tenant's live
-channel, then mark the rows published and commit. A crash before the commit publishes them
-again later: delivery is at least once, and the consumers' inbox makes effects exactly once.
+commit-sequence order and mark them published in the same statement, publish one
+``events.handle`` message per (event, handler) to the tenant's queue (its pinned queue or its
+partition), publish the envelope on the tenant's live channel, then commit. The marks count
+only once committed: a crash or a broker error before the commit leaves the rows unpublished,
+and they are published again later. Delivery is at least once, and the consumers' inbox makes
+effects exactly once.
 
 Fairness. Tenants with a backlog are served round-robin, one batch per turn, and a tenant's
 messages in flight are capped (backend/events/inflight.py): a tenant with 10,000 events waiting
@@ -53,11 +55,11 @@ import redis as redis_sync
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy import (
-    BigInteger,
     Engine,
     Row,
     Table,
-    any_,
+    Text,
+    all_,
     bindparam,
     case,
     delete,
@@ -108,9 +110,9 @@ def with_outbox(batch: list[TenantRecord]) -> list[TenantRecord]:
     return [t for t in batch if (t.schema_revision or "") >= OUTBOX_REVISION]
 
 
-def _seqs(values: set[int]) -> Any:
-    """A bigint[] parameter (for ``= ANY(...)``)."""
-    return bindparam(None, sorted(values), type_=ARRAY(BigInteger))
+def _handled_types() -> Any:
+    """The event types some handler takes, as a text[] parameter (for ``<> ALL(...)``)."""
+    return bindparam(None, sorted(registry.HANDLERS), type_=ARRAY(Text))
 
 
 def live_channel(tenant_id: uuid.UUID) -> str:
@@ -334,43 +336,26 @@ class Relay:
         per_message = self._batch_size(tenant.id)
         budget = min(size, room * per_message)
         with Session(bound_engine(self.engine, tenant), expire_on_commit=False) as session:
-            head = self._claim(session, max(budget, 1), fresh_only=False)
+            # Claimed and marked in one statement each (the marks commit only once the
+            # messages are handed over, below): a turn is BEGIN, one or two of these, COMMIT.
+            head = self._claim_and_mark(session, max(budget, 1), dispatch=budget > 0)
             dispatch = head[:budget]
-            fresh = [r for r in head if r.published_at is None]
+            fresh = [r for r in head if r.was_published is None]
             if tenant.id in self._unpublished:
                 if len(head) == max(budget, 1):  # new rows may sit behind the claimed ones
-                    behind = self._claim(session, size, fresh_only=True)
-                    claimed = {r.seq for r in head}
-                    fresh += [r for r in behind if r.seq not in claimed]
+                    behind = self._claim_and_mark(session, size, dispatch=False, fresh_only=True)
+                    fresh += behind
                     if len(behind) < size:
                         self._unpublished.discard(tenant.id)
                 else:
                     self._unpublished.discard(tenant.id)
             if not head:
                 return False
-            idle = {r.seq for r in fresh if not registry.handlers_for(r.type)}
-            done = {r.seq for r in dispatch} | idle  # no handler: dispatched once published
             docs = {r.seq: envelope(r, tenant.id) for r in [*dispatch, *fresh]}
             messages = [
                 (docs[r.seq], h.name) for r in dispatch for h in registry.handlers_for(r.type)
             ]
             sent = self._publish(tenant, [docs[r.seq] for r in fresh], messages, per_message)
-            seqs = {r.seq for r in fresh} | done
-            if seqs:
-                # Core (no ORM bookkeeping), arrays rather than IN lists: one cached statement
-                # whatever the number of rows.
-                now, c = func.clock_timestamp(), OUTBOX.c
-                session.execute(
-                    update(OUTBOX)
-                    .where(c.seq == any_(_seqs(seqs)))
-                    .values(
-                        published_at=func.coalesce(c.published_at, now),
-                        dispatched_at=case(
-                            (c.seq == any_(_seqs(done)), now), else_=c.dispatched_at
-                        ),
-                        settled_at=case((c.seq == any_(_seqs(idle)), now), else_=c.settled_at),
-                    )
-                )
             session.commit()
         self.stats.published += len(fresh)
         self.stats.dispatched += len(dispatch)
@@ -394,16 +379,36 @@ class Relay:
         return max(self.settings.event_batch_size, self.settings.event_batch_size_alone)
 
     @staticmethod
-    def _claim(session: Session, size: int, *, fresh_only: bool) -> list[Row[Any]]:
+    def _claim_and_mark(
+        session: Session, size: int, *, dispatch: bool, fresh_only: bool = False
+    ) -> list[Row[Any]]:
         """Up to ``size`` rows not yet dispatched (only unpublished ones if ``fresh_only``), in
-        commit-sequence order, locked against other relays. Plain rows: the relay only reads
-        them."""
+        commit-sequence order, locked against other relays, and marked in the same statement:
+        published, dispatched if ``dispatch`` (their messages go out in this turn), and
+        dispatched and settled at once if no handler takes their type. The rows as they were
+        claimed, with ``was_published`` (their ``published_at`` before this mark). The marks are
+        the transaction's: they are lost, and the rows claimed again, if it does not commit."""
         c = OUTBOX.c
-        query = select(OUTBOX).where(c.dispatched_at.is_(None))
+        claim = select(c.seq, c.published_at.label("was_published")).where(
+            c.dispatched_at.is_(None)
+        )
         if fresh_only:
-            query = query.where(c.published_at.is_(None))
-        query = query.order_by(c.seq).limit(size).with_for_update(skip_locked=True)
-        return list(session.execute(query).all())
+            claim = claim.where(c.published_at.is_(None))
+        claimed = claim.order_by(c.seq).limit(size).with_for_update(skip_locked=True).cte("claimed")
+        now = func.clock_timestamp()
+        unhandled = claimed.c.was_published.is_(None) & (c.type != all_(_handled_types()))
+        query = (
+            update(OUTBOX)
+            .where(c.seq == claimed.c.seq)
+            .values(
+                published_at=func.coalesce(c.published_at, now),
+                dispatched_at=case((unhandled, now), else_=now if dispatch else c.dispatched_at),
+                settled_at=case((unhandled, now), else_=c.settled_at),
+            )
+            .returning(*OUTBOX.c, claimed.c.was_published)
+        )
+        rows = session.execute(query).all()
+        return sorted(rows, key=lambda r: r.seq)
 
     def _publish(
         self,

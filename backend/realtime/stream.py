@@ -154,6 +154,11 @@ async def _replay(
         raise Closing(GONE, "Unknown last_event_id; reload and reconnect without it.") from None
     limit = resources.settings.stream_replay_max
     async with tenant_session(resources.engine, tenant) as session:
+        # One snapshot for both reads of repository.after (published, then unpublished rows):
+        # under READ COMMITTED each statement sees its own, and a relay commit in between
+        # would move an event from the second set to the first after the first was read,
+        # losing it from the replay while its live copy went out before this subscription.
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         anchor = await repository.event(session, anchor_id)
         if anchor is None:
             raise Closing(GONE, "Unknown last_event_id; reload and reconnect without it.")

@@ -191,9 +191,9 @@ def _latencies(engine: Engine, tenant: Any, since: float) -> list[float]:
 
 def _stages(engine: Engine, tenant: Any, since: float) -> dict[str, list[float]]:
     """Where the time of the tenant's events sent after ``since`` went, per event, seconds:
-    ``to_relay_ms`` (sent -> the relay's update of the row, after it published the message),
-    ``to_handler_ms`` (that update -> the handler's inbox entry; the message can be picked up
-    before the update, so this may be small)."""
+    ``to_relay_ms`` (sent -> the relay's claim of the row, which marks it in the same
+    statement; its message goes out right after), ``to_handler_ms`` (that claim -> the
+    handler's inbox entry)."""
     from backend.events.models import InboxEntry, OutboxEvent
     from tenancy.db import bound_engine
 
