@@ -27,14 +27,9 @@ _BY_EMAIL = select(User).where(func.lower(User.email) == func.lower(bindparam("e
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
-    def __init__(
-        self,
-        user_db: SQLAlchemyUserDatabase[User, uuid.UUID],
-        secret: str,
-        session: AsyncSession,
-    ) -> None:
+    def __init__(self, user_db: SQLAlchemyUserDatabase[User, uuid.UUID], secret: str) -> None:
         super().__init__(user_db, password_helper)
-        self.session = session
+        self.session: AsyncSession = user_db.session
         self.reset_password_token_secret = secret
         self.verification_token_secret = secret
 
@@ -82,4 +77,4 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 def user_manager(session: AsyncSession, settings: Settings) -> UserManager:
     """The user manager on a tenant session."""
     secret = settings.secret_key.get_secret_value()
-    return UserManager(SQLAlchemyUserDatabase(session, User), secret, session)
+    return UserManager(SQLAlchemyUserDatabase(session, User), secret)

@@ -172,28 +172,10 @@ def _relay(services: BenchServices, log: Path, **overrides: Any) -> Iterator[Non
             proc.kill()
 
 
-def _latencies(engine: Engine, tenant: Any, since: float) -> list[float]:
-    """Commit -> handled, seconds, of the tenant's events sent after ``since``."""
-    from backend.events.models import InboxEntry, OutboxEvent
-    from tenancy.db import bound_engine
-
-    with bound_engine(engine, tenant).connect() as conn:
-        rows = conn.execute(
-            select(
-                OutboxEvent.payload["sent"].as_float(),
-                func.extract("epoch", InboxEntry.processed_at),
-            )
-            .join(InboxEntry, InboxEntry.event_id == OutboxEvent.id)
-            .where(OutboxEvent.payload["sent"].as_float() >= since)
-        ).all()
-    return [float(done) - float(sent) for sent, done in rows]
-
-
-def _stages(engine: Engine, tenant: Any, since: float) -> dict[str, list[float]]:
-    """Where the time of the tenant's events sent after ``since`` went, per event, seconds:
-    ``to_relay_ms`` (sent -> the relay's claim of the row, which marks it in the same
-    statement; its message goes out right after), ``to_handler_ms`` (that claim -> the
-    handler's inbox entry)."""
+def _timings(engine: Engine, tenant: Any, since: float) -> list[tuple[float, float, float]]:
+    """(sent, the relay's claim, handled), epoch seconds, of the tenant's events sent after
+    ``since`` and handled. The relay marks a row published in the statement that claims it;
+    its message goes out right after."""
     from backend.events.models import InboxEntry, OutboxEvent
     from tenancy.db import bound_engine
 
@@ -207,9 +189,21 @@ def _stages(engine: Engine, tenant: Any, since: float) -> dict[str, list[float]]
             .join(InboxEntry, InboxEntry.event_id == OutboxEvent.id)
             .where(OutboxEvent.payload["sent"].as_float() >= since)
         ).all()
+    return [(float(sent), float(claimed), float(done)) for sent, claimed, done in rows]
+
+
+def _latencies(engine: Engine, tenant: Any, since: float) -> list[float]:
+    """Commit -> handled, seconds, of the tenant's events sent after ``since``."""
+    return [done - sent for sent, _, done in _timings(engine, tenant, since)]
+
+
+def _stages(engine: Engine, tenant: Any, since: float) -> dict[str, list[float]]:
+    """Where the time of those events went, seconds: ``to_relay_ms`` (sent -> the relay's
+    claim), ``to_handler_ms`` (that claim -> the handler's inbox entry)."""
+    rows = _timings(engine, tenant, since)
     return {
-        "to_relay_ms": [float(p) - float(s) for s, p, _ in rows],
-        "to_handler_ms": [float(d) - float(p) for _, p, d in rows],
+        "to_relay_ms": [claimed - sent for sent, claimed, _ in rows],
+        "to_handler_ms": [done - claimed for _, claimed, done in rows],
     }
 
 
