@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test lint format lock bench-provisioning bench-migrate bench-login bench-tasks bench-events clean
+.PHONY: install dev test lint format lock bench-provisioning bench-migrate bench-login bench-tasks bench-events bench-ratelimit clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-tasks: install
 
 bench-events: install
 	$(BIN)/python -m bench.events.run
+
+bench-ratelimit: install
+	$(BIN)/python -m bench.ratelimit.run
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tenantflow > requirements.lock

@@ -146,6 +146,19 @@ class Settings(BaseSettings):
     #: How long a key stays claimed by a request that is still running (a crashed process
     #: releases it after this long); well above the statement timeout.
     idempotency_lock_seconds: int = Field(default=120, ge=5, le=3600)
+    #: Per-tenant rate limits on /api/ (backend/ratelimit): plans and overrides from the
+    #: platform API. Off only for a deployment whose gateway limits requests itself.
+    ratelimit_enabled: bool = True
+    #: Longest wait for Redis's verdict; past it the policies' failure modes apply (open:
+    #: admitted unlimited, closed: 503), so a slow Redis never holds requests. Wall time, the
+    #: process's own event-loop queueing included: too low a value fails open on a busy process.
+    ratelimit_redis_timeout_ms: int = Field(default=250, ge=5, le=5000)
+    #: How long a process serves its copy of plans and overrides before reloading it (changes
+    #: made through the platform API reach every process at once by Redis pub/sub).
+    ratelimit_refresh_seconds: float = Field(default=10.0, gt=0, le=3600)
+    #: A request in flight counts against its tenant's concurrency limit for at most this long
+    #: (the slot of a process killed mid-request is freed after it).
+    ratelimit_inflight_stale_seconds: float = Field(default=300.0, ge=1, le=86400)
     log_level: str = "INFO"
     #: Where make dev keeps embedded services and generated secrets.
     var_dir: str = "var"

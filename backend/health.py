@@ -1,4 +1,4 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the process's Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from backend.kit.deps import ResourcesDep
@@ -51,3 +53,12 @@ async def readyz(request: Request, res: ResourcesDep) -> Any:
         headers={"Retry-After": "5"},
         checks=checks,
     )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of this process (text exposition format)",
+    response_class=PlainTextResponse,
+)
+async def metrics() -> PlainTextResponse:
+    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

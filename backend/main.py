@@ -1,11 +1,12 @@
 """create_app(): middleware order, routers, error handlers, lifespan.
 
 Middleware, outermost first: request id -> CORS -> body limit -> tenant resolution ->
-idempotency keys (needs the tenant) -> routes.
+rate limits (need the tenant) -> idempotency keys (need the tenant) -> routes.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,6 +44,8 @@ from backend.operators.tokens import OperatorTokenService
 from backend.platform.deps import require_operator
 from backend.platform.routes import router as platform_router
 from backend.projects.routes import router as projects_router
+from backend.ratelimit.middleware import RateLimitMiddleware
+from backend.ratelimit.platform_routes import router as limits_router
 from backend.realtime.routes import router as stream_router
 from backend.tasks.comment_routes import router as comments_router
 from backend.tasks.label_routes import router as labels_router
@@ -65,6 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         holder["r"] = resources
         app.state.resources = resources
         resources.start_listening()
+        # What exists now (modules, the app, mappers, compiled schemas) lives as long as the
+        # process: out of the collector's sight, a full collection no longer walks it. Measured
+        # with bench.ratelimit: full collections paused the event loop 40-150 ms, every
+        # request of every tenant waiting meanwhile (a p99 of 160 ms where p50 was 14 ms).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -102,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stream_router,
         operators_router,
         platform_router,
+        limits_router,
         dead_letters_router,
     ):
         app.include_router(router)
@@ -116,6 +126,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         caller_of=idempotency_caller,
     )
+    if settings.ratelimit_enabled:
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=lambda: holder["r"].limiter,
+            store=lambda: holder["r"].limits,
+            caller_of=idempotency_caller,
+        )
     app.add_middleware(
         TenantMiddleware,
         cache=lambda: holder["r"].registry,
@@ -143,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Location",
                 "X-Request-ID",
                 "Retry-After",
+                "RateLimit",
+                "RateLimit-Policy",
                 REPLAYED_HEADER,
                 CACHE_HEADER,
             ],

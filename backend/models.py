@@ -4,6 +4,7 @@ from backend.events.models import DeadLetter, InboxEntry, OutboxEvent, ProjectTa
 from backend.identity.models import ApiKey, AuditEvent, RefreshToken, User
 from backend.operators.models import Operator, OperatorToken
 from backend.projects.models import Project, ProjectStatus
+from backend.ratelimit.models import Plan, TenantLimits
 from backend.tasks.models import Comment, Label, Task
 from tenancy.registry import Tenant
 
@@ -17,11 +18,13 @@ __all__ = [
     "Operator",
     "OperatorToken",
     "OutboxEvent",
+    "Plan",
     "Project",
     "ProjectStatus",
     "ProjectTaskCount",
     "RefreshToken",
     "Task",
     "Tenant",
+    "TenantLimits",
     "User",
 ]

@@ -85,8 +85,36 @@ def sync_engine(settings: Any) -> Iterator[Any]:
 
     engine = make_engine(settings.database_url, pool_size=5)
     migrate.upgrade_shared(engine)
+    _raise_plan_limits(engine)
     yield engine
     engine.dispose()
+
+
+#: The plans as the migration seeded them (test_ratelimit checks them against the documented
+#: defaults), before _raise_plan_limits.
+SEEDED_PLANS: dict[str, dict[str, Any]] = {}
+SUITE_LIMIT = 10**8
+
+
+def _raise_plan_limits(engine: Any) -> None:
+    """Every plan's per-minute limits far above what any test sends. The suite is one client
+    address and a few users sending thousands of requests a minute; the limiter still checks
+    and counts every request. Tests of the limits themselves set a tenant's overrides."""
+    from sqlalchemy import select, update
+
+    from backend.ratelimit.models import Plan
+
+    with engine.begin() as conn:
+        for row in conn.execute(select(Plan.__table__)).mappings():
+            SEEDED_PLANS.setdefault(row["name"], dict(row))
+        conn.execute(
+            update(Plan.__table__).values(
+                requests_per_minute=SUITE_LIMIT,
+                user_requests_per_minute=SUITE_LIMIT,
+                write_requests_per_minute=SUITE_LIMIT,
+                auth_requests_per_minute=SUITE_LIMIT,
+            )
+        )
 
 
 @pytest.fixture(scope="session")

@@ -206,19 +206,21 @@ async def test_bootstrap_platform_token_still_works(client, platform_headers):
 
 async def test_account_lockout_then_recovery(app, settings):
     email = await make_operator(app, "lock")
-    async with _own_app(settings, _address(), login_lockout_seconds=0.5) as c:
+    # Locks of 1 s, then 2 s: margins of over a second for a loaded machine (a hash can take
+    # a few hundred ms there).
+    async with _own_app(settings, _address(), login_lockout_seconds=1.0) as c:
         for _ in range(settings.login_max_failures):
             assert_problem(await _login(c, email, "wrong-password"), 401)
         for password in ("wrong-password", OPERATOR_PASSWORD):  # even the right one waits
             resp = await _login(c, email, password)
             body = assert_problem(resp, 429, "too-many-login-failures")
             assert resp.headers["retry-after"] == "1" and body["retry_after"] == 1
-        await asyncio.sleep(0.55)
-        # Still counted: one more failure locks again, twice as long (1 s).
+        await asyncio.sleep(1.05)
+        # Still counted: one more failure locks again, twice as long (2 s).
         assert_problem(await _login(c, email, "wrong-password"), 401)
         await asyncio.sleep(0.3)
         assert_problem(await _login(c, email, OPERATOR_PASSWORD), 429)
-        await asyncio.sleep(0.75)
+        await asyncio.sleep(1.75)
         assert (await _login(c, email, OPERATOR_PASSWORD)).status_code == 200
         # A success forgets the account's failures.
         assert_problem(await _login(c, email, "wrong-password"), 401)

@@ -8,6 +8,7 @@ refused before any signature check. Claims: sub, tid, role, exp, iat, nbf, aud, 
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,8 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
 }
 #: Seconds of clock difference between API hosts tolerated on exp, nbf and iat.
 LEEWAY = 10
+#: Verified access tokens a process remembers (TokenService.decode).
+VERIFIED_CACHE_SIZE = 10_000
 #: The JOSE header typ of access tokens (RFC 9068; RFC 8725 section 3.11 explicit typing).
 ACCESS_HEADER_TYP = "at+jwt"
 
@@ -91,6 +94,8 @@ class TokenService:
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self.lifetime = settings.access_token_lifetime_seconds
+        #: token -> its verified claims (see decode).
+        self._verified: dict[str, dict[str, Any]] = {}
 
     @property
     def signing_kid(self) -> str:
@@ -152,10 +157,25 @@ class TokenService:
         return claims
 
     def decode(self, token: str) -> dict[str, Any] | None:
-        """Verified claims of a tenant access token (with a tid), or None."""
+        """Verified claims of a tenant access token (with a tid), or None.
+
+        A request verifies its token up to three times (tenant resolution, rate limits,
+        authentication), so verified tokens are remembered until they expire: a repeat costs
+        a dictionary lookup and a clock check instead of a signature check (~0.1 ms). Only the
+        keys of this process verify, so a key removed from the settings stops being accepted
+        with the process that had it."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            now = time.time()
+            if hit["nbf"] - LEEWAY <= now < hit["exp"] + LEEWAY:
+                return dict(hit)
+            self._verified.pop(token, None)
         claims = self.verify(token)
         if claims is None or not isinstance(claims.get("tid"), str):
             return None
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)), None)  # the oldest entry
+        self._verified[token] = dict(claims)
         return claims
 
     def tenant_of(self, token: str) -> str | None:

@@ -168,13 +168,16 @@ def _add_security_and_keys(schema: dict[str, Any], authenticated: set[tuple[str,
 def _add_common_errors(schema: dict[str, Any]) -> None:
     """Errors any operation of a kind can answer, whatever its route declares: 413 for a body
     over the limit (every operation with a body), 409 idempotency-key-in-use (tenant POSTs with
-    an Idempotency-Key) and 503 (PostgreSQL or Redis away: every API operation)."""
+    an Idempotency-Key), 429 (rate limits: every tenant operation) and 503 (PostgreSQL or Redis
+    away: every API operation)."""
     for path, ops in schema.get("paths", {}).items():
         if not path.startswith(("/api/", "/platform/")):
             continue
         for method, op in ops.items():
             responses = op.setdefault("responses", {})
             wanted = [503]
+            if path.startswith("/api/"):
+                wanted.append(429)
             if "requestBody" in op:
                 wanted.append(413)
             if method == "post" and any(

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.config import Settings
 from backend.kit.db import make_async_engine, make_engine
+from backend.ratelimit import policy as ratelimit_policy
+from backend.ratelimit.limiter import Limiter
 from tenancy.registry import INVALIDATION_CHANNEL, RegistryCache
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ class Resources:
     redis: aioredis.Redis
     sync_redis: redis_sync.Redis
     registry: RegistryCache
+    limits: ratelimit_policy.PolicyStore
+    limiter: Limiter
     _listener: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -59,10 +63,17 @@ class Resources:
             local_ttl=settings.registry_local_ttl_seconds,
             redis_ttl=settings.registry_redis_ttl_seconds,
         )
-        return cls(settings, engine, sync_engine, redis, sync_redis, registry)
+        limits = ratelimit_policy.PolicyStore(engine, settings.ratelimit_refresh_seconds)
+        limiter = Limiter(
+            redis,
+            timeout_seconds=settings.ratelimit_redis_timeout_ms / 1000,
+            stale_seconds=settings.ratelimit_inflight_stale_seconds,
+        )
+        return cls(settings, engine, sync_engine, redis, sync_redis, registry, limits, limiter)
 
     def start_listening(self) -> None:
-        """Drop local registry copies as soon as any process publishes a change."""
+        """Drop local copies (registry entries, rate limits) as soon as any process publishes
+        a change."""
         self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
@@ -83,13 +94,18 @@ class Resources:
     async def _listen_once(self, client: aioredis.Redis) -> None:
         pubsub = client.pubsub()
         try:
-            await pubsub.subscribe(INVALIDATION_CHANNEL)
+            await pubsub.subscribe(INVALIDATION_CHANNEL, ratelimit_policy.CHANNEL)
             # A (re)subscription may have missed messages: start from a clean local cache.
             self.registry.forget_all()
+            self.limits.invalidate()
             async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    data = json.loads(message["data"])
-                    self.registry.forget(data.get("slug"), data.get("id"))
+                if message.get("type") != "message":
+                    continue
+                if message.get("channel") == ratelimit_policy.CHANNEL.encode():
+                    self.limits.invalidate()
+                    continue
+                data = json.loads(message["data"])
+                self.registry.forget(data.get("slug"), data.get("id"))
         except asyncio.CancelledError:
             raise
         except Exception:  # Redis away: the local TTL still bounds staleness meanwhile

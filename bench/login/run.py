@@ -2,7 +2,7 @@
 
 Every sample is one ``POST /api/v1/auth/login`` through the whole app (``create_app``: request
 id, tenant resolution, routing, dependencies, the problem handlers), driven in this process by
-direct ASGI calls (``asgi_post``: the messages a server would send, no HTTP client library in
+direct ASGI calls (``bench.asgi_call``: the messages a server would send, no HTTP client library in
 the timing). That leaves out the socket, the HTTP parser and the server's task per
 connection; those cost the same for every route and are the server's, not the login path's,
 so a real uvicorn server would add noise (two processes on two shared cores) and no
@@ -44,7 +44,16 @@ from typing import Any
 import redis as redis_sync
 from sqlalchemy import Engine, insert, select
 
-from bench import BenchServices, Summary, figure, progress, ratio, throwaway_database, verdict
+from bench import (
+    BenchServices,
+    Summary,
+    asgi_call,
+    figure,
+    progress,
+    ratio,
+    throwaway_database,
+    verdict,
+)
 
 TARGET_LOGIN_VS_HASH = 1.3
 TARGET_UNKNOWN_VS_KNOWN = 0.10
@@ -145,49 +154,6 @@ def _forget_keys(redis: redis_sync.Redis, tenant: Tenant) -> None:
 Path = Callable[[int], Awaitable[float]]
 
 
-async def asgi_post(app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
-    """POST ``body`` to ``app`` as one ASGI call; the response status.
-
-    The same messages a server sends, with no HTTP client library in the timing (httpx's
-    request building and response decoding cost about 1 ms here: a client's cost, not the
-    login's)."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"api.local"),
-            (b"content-length", str(len(body)).encode()),
-            *headers,
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("api.local", 80),
-    }
-    sent = False
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            await asyncio.sleep(3600)  # no disconnect while the app works
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope, receive, send)
-    return status
-
-
 def _paths(app: Any, tenant: Tenant) -> dict[str, Path]:
     import time
     from urllib.parse import urlencode
@@ -202,7 +168,7 @@ def _paths(app: Any, tenant: Tenant) -> dict[str, Path]:
     async def post(email: str, password: str, status: int) -> float:
         body = urlencode({"username": email, "password": password}).encode()
         started = time.perf_counter()
-        got = await asgi_post(app, LOGIN_URL, body, headers)
+        got = await asgi_call(app, "POST", LOGIN_URL, body, headers)
         seconds = time.perf_counter() - started
         if got != status:
             raise RuntimeError(f"login of {email}: {got}, not {status}")

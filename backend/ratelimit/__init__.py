@@ -1,0 +1,1 @@
+"""Per-tenant rate limits: plans, overrides, one atomic Redis script per request, headers."""

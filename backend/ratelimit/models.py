@@ -1,0 +1,55 @@
+"""Plans and per-tenant limit overrides, in the shared schema (tf_shared).
+
+A plan row holds the limits of every tenant on that plan; a ``tenant_limits`` row overrides
+some of them for one tenant (a NULL column keeps the plan's value). Limits count requests per
+minute; ``concurrent_requests`` NULL means no concurrency limit. ``shadow`` lists the policies
+that only count and log would-be refusals; ``fail_closed`` the policies that refuse (503)
+while Redis is unavailable, the others admitting requests then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.kit.db import SharedBase
+
+
+class Plan(SharedBase):
+    __tablename__ = "plans"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    requests_per_minute: Mapped[int] = mapped_column(Integer)
+    user_requests_per_minute: Mapped[int] = mapped_column(Integer)
+    write_requests_per_minute: Mapped[int] = mapped_column(Integer)
+    auth_requests_per_minute: Mapped[int] = mapped_column(Integer)
+    concurrent_requests: Mapped[int | None] = mapped_column(Integer)
+    shadow: Mapped[list[str]] = mapped_column(
+        ARRAY(String(20)), server_default=text("'{}'::varchar[]")
+    )
+    fail_closed: Mapped[list[str]] = mapped_column(
+        ARRAY(String(20)), server_default=text("'{}'::varchar[]")
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class TenantLimits(SharedBase):
+    __tablename__ = "tenant_limits"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tf_shared.tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    user_requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    write_requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    auth_requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    concurrent_requests: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -1,0 +1,92 @@
+"""Plans and per-tenant overrides: read and change them, and tell every API process."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, cast
+
+import redis as redis_sync
+from sqlalchemy import Engine, Table, func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from backend.kit.errors import Problem
+from backend.platform.service import get_tenant
+from backend.ratelimit.models import Plan, TenantLimits
+from backend.ratelimit.policy import CHANNEL, FIELDS, OVERRIDABLE, effective
+from backend.ratelimit.schemas import Limits, LimitsIn, LimitsOut, PlanIn, PlanOut
+
+PLANS = cast(Table, Plan.__table__)
+LIMITS = cast(Table, TenantLimits.__table__)
+PLAN_FIELDS = (*FIELDS.values(), "concurrent_requests", "shadow", "fail_closed")
+
+
+def _announce(redis: redis_sync.Redis) -> None:
+    """Every API process reloads its copy at once; without Redis, within its refresh period."""
+    with contextlib.suppress(redis_sync.RedisError):
+        redis.publish(CHANNEL, "changed")
+
+
+def _plan_out(row: Any) -> PlanOut:
+    return PlanOut.model_validate(row, from_attributes=True)
+
+
+def list_plans(engine: Engine) -> list[PlanOut]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(PLANS).order_by(Plan.requests_per_minute)).all()
+    return [_plan_out(r) for r in rows]
+
+
+def get_plan(engine: Engine, name: str) -> PlanOut:
+    with engine.connect() as conn:
+        row = conn.execute(select(PLANS).where(Plan.name == name)).first()
+    if row is None:
+        raise Problem(404, "plan-not-found", f"No plan '{name}'. Plans: free, pro, enterprise.")
+    return _plan_out(row)
+
+
+def put_plan(engine: Engine, redis: redis_sync.Redis, name: str, data: PlanIn) -> PlanOut:
+    """Replace a plan's limits (the plans themselves are fixed: free, pro, enterprise)."""
+    values = {field: getattr(data, field) for field in PLAN_FIELDS}
+    with engine.begin() as conn:
+        row = conn.execute(
+            PLANS.update()
+            .where(Plan.name == name)
+            .values(**values, updated_at=func.now())
+            .returning(*PLANS.c)
+        ).first()
+    if row is None:
+        raise Problem(404, "plan-not-found", f"No plan '{name}'. Plans: free, pro, enterprise.")
+    _announce(redis)
+    return _plan_out(row)
+
+
+def get_limits(engine: Engine, slug: str) -> LimitsOut:
+    tenant = get_tenant(engine, slug)
+    with engine.connect() as conn:
+        plan = conn.execute(select(PLANS).where(Plan.name == tenant.plan)).one()
+        override = conn.execute(select(LIMITS).where(TenantLimits.tenant_id == tenant.id)).first()
+    limits = effective(plan, override)
+    now = {FIELDS[p]: v for p, v in limits.per_minute.items()}
+    return LimitsOut(
+        tenant=tenant.slug,
+        plan=tenant.plan,
+        overrides=Limits(**{f: getattr(override, f, None) for f in OVERRIDABLE}),
+        effective=Limits(**now, concurrent_requests=limits.concurrent_requests),
+    )
+
+
+def put_limits(engine: Engine, redis: redis_sync.Redis, slug: str, data: LimitsIn) -> LimitsOut:
+    """Set or clear (null) the tenant's overrides; fields left out are kept."""
+    tenant = get_tenant(engine, slug)
+    changes = data.model_dump(exclude_unset=True)
+    if changes:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(LIMITS)
+                .values(tenant_id=tenant.id, **changes)
+                .on_conflict_do_update(
+                    index_elements=["tenant_id"], set_={**changes, "updated_at": func.now()}
+                )
+            )
+        _announce(redis)
+    return get_limits(engine, slug)

@@ -1,0 +1,334 @@
+"""Benchmark of the rate limiter: its cost on a route, its Redis round trips, and whether a
+tenant far over its quota slows another tenant down.
+
+Both apps are the whole app (``create_app``) in this process, driven by direct ASGI calls
+(``bench.asgi_call``), against real PostgreSQL and Redis. The route is
+``GET /api/v1/tasks/{id}`` with a bearer token: a typical read.
+
+Figures, each against a baseline from the same run:
+
+* ``limited_vs_unlimited``: requests/s of the route with rate limits (limits far above the
+  load: every request is checked and counted, none refused) against the same app with
+  ``ratelimit_enabled=False`` (**baseline**); interleaved rounds, 8 requests in flight.
+  Target >= 0.85x.
+* ``redis_round_trips``: round trips each app sends to Redis per request (counted on the
+  clients' connections): the limited app must send exactly 1 more than the unlimited one.
+* ``noisy_neighbour``: p99 latency of a quiet tenant's requests (paced, open loop: latency
+  from the moment each request was due) while a noisy tenant sends 10x its quota, against the
+  same while the noisy tenant sends exactly its quota (**baseline**: the load the platform
+  agreed to serve; what a limiter must make nearly free is the excess). The quiet tenant alone
+  is measured too and printed (``vs_alone``): that ratio includes serving the noisy tenant's
+  quota, which no limiter removes. Phases rotate (alone, at quota, at 10x); before each noisy
+  phase the noisy tenant's counter is set as if it had been sending at that rate all along, so
+  every phase sees the steady state, not a burst into a window left empty by the phase before.
+  Target p99 at 10x <= 1.2x at quota.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bench import asgi_call, figure, progress, ratio, throwaway_database, verdict
+
+TARGET_THROUGHPUT = 0.85
+TARGET_NEIGHBOUR_P99 = 1.2
+IN_FLIGHT = 8
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.ratelimit.run", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (6; quick 2)")
+    parser.add_argument("--seconds", type=float, default=None, help="per round (3; quick 1)")
+    parser.add_argument("--quiet-rate", type=float, default=40.0, help="quiet tenant req/s")
+    parser.add_argument("--noisy-quota", type=int, default=600, help="noisy tenant, per minute")
+    parser.add_argument("--quick", action="store_true", help="smoke run")
+    args = parser.parse_args(argv)
+    args.rounds = args.rounds or (2 if args.quick else 6)
+    args.seconds = args.seconds or (1.0 if args.quick else 3.0)
+    return args
+
+
+class RoundTrips:
+    """Counts what the app's Redis clients send: one ``send_packed_command`` per round trip
+    (a pipeline or a script call is one)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def install(self, client: Any) -> None:
+        pool = client.connection_pool
+        base = pool.connection_class
+        counter = self
+
+        class Counting(base):  # type: ignore[misc,valid-type]
+            async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+                counter.count += 1
+                await super().send_packed_command(*args, **kwargs)
+
+        pool.connection_class = Counting
+
+
+async def _setup(settings: Any) -> dict[str, Any]:
+    """Three tenants (route, quiet, noisy), each with a task and an owner's token."""
+    from backend.config import get_settings
+    from backend.kit.db import make_engine
+    from backend.platform import service
+    from backend.ratelimit import service as limits
+    from backend.ratelimit.schemas import LimitsIn
+    from backend.tasks import service as tasks  # noqa: F401  (models configured)
+    from tenancy import migrate
+
+    engine = make_engine(get_settings().database_url, pool_size=2)
+    migrate.upgrade_shared(engine)
+    import redis as redis_sync
+
+    redis = redis_sync.Redis.from_url(settings.redis_url)
+    made = {}
+    for name in ("route", "quiet", "noisy"):
+        slug = f"bench-rl-{name}-{int(time.time())}"
+        service.create_tenant(
+            engine,
+            redis,
+            slug=slug,
+            name=slug,
+            plan="enterprise",
+            owner_email=f"owner@{slug}.example.com",
+            owner_password="bench-correct-horse-battery",
+        )
+        high = 10**8
+        quota = high if name != "noisy" else None
+        limits.put_limits(
+            engine,
+            redis,
+            slug,
+            LimitsIn(
+                requests_per_minute=quota,
+                user_requests_per_minute=high,
+                write_requests_per_minute=high,
+                auth_requests_per_minute=high,
+            ),
+        )
+        made[name] = slug
+    engine.dispose()
+    return {"slugs": made, "redis": redis}
+
+
+async def _login_and_task(app: Any, slug: str) -> tuple[list[tuple[bytes, bytes]], str]:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.local") as http:
+        resp = await http.post(
+            "/api/v1/auth/login",
+            data={
+                "username": f"owner@{slug}.example.com",
+                "password": "bench-correct-horse-battery",
+            },
+            headers={"X-Tenant": slug},
+        )
+        resp.raise_for_status()
+        headers = {"X-Tenant": slug, "Authorization": f"Bearer {resp.json()['access_token']}"}
+        project = await http.post(
+            "/api/v1/projects", json={"name": "Bench", "key": "BEN"}, headers=headers
+        )
+        project.raise_for_status()
+        task = await http.post(
+            f"/api/v1/projects/{project.json()['id']}/tasks",
+            json={"title": "Bench task"},
+            headers=headers,
+        )
+        task.raise_for_status()
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    return [(b"host", b"api.local"), *raw], f"/api/v1/tasks/{task.json()['id']}"
+
+
+async def _throughput(app: Any, headers: Any, path: str, seconds: float) -> tuple[int, float]:
+    stop = time.perf_counter() + seconds
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            status = await asgi_call(app, "GET", path, b"", headers)
+            if status != 200:
+                raise RuntimeError(f"GET {path}: {status}")
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+    return done, time.perf_counter() - started
+
+
+async def _paced(
+    app: Any, headers: Any, path: str, rate: float, seconds: float, latencies: list[float] | None
+) -> dict[int, int]:
+    """Requests at ``rate``/s for ``seconds``, each on time whatever the others do (open
+    loop); latencies from the moment each was due. Statuses counted."""
+    statuses: dict[int, int] = {}
+    start = time.perf_counter()
+    tasks = []
+
+    async def one(due: float) -> None:
+        status = await asgi_call(app, "GET", path, b"", headers)
+        statuses[status] = statuses.get(status, 0) + 1
+        if latencies is not None:
+            latencies.append(time.perf_counter() - due)
+
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        pause = due - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    return statuses
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+async def run(args: argparse.Namespace) -> None:
+    from backend.config import get_settings
+    from backend.main import create_app
+
+    settings = get_settings()
+    made = await _setup(settings)
+    slugs = made["slugs"]
+    limited = create_app(settings)
+    unlimited = create_app(settings.model_copy(update={"ratelimit_enabled": False}))
+    trips = {"limited": RoundTrips(), "unlimited": RoundTrips()}
+    async with (
+        limited.router.lifespan_context(limited),
+        unlimited.router.lifespan_context(unlimited),
+    ):
+        for name, app in (("limited", limited), ("unlimited", unlimited)):
+            trips[name].install(app.state.resources.redis)
+        headers, path = await _login_and_task(limited, slugs["route"])
+        progress("warm-up")
+        for app in (limited, unlimited):
+            await _throughput(app, headers, path, 1.0)
+
+        progress(f"throughput: {args.rounds} interleaved rounds of {args.seconds} s")
+        totals = {"limited": [0, 0.0], "unlimited": [0, 0.0]}
+        sent = {"limited": 0, "unlimited": 0}
+        for r in range(args.rounds):
+            order = [("limited", limited), ("unlimited", unlimited)]
+            for name, app in order if r % 2 == 0 else order[::-1]:
+                before = trips[name].count
+                n, elapsed = await _throughput(app, headers, path, args.seconds)
+                totals[name][0] += n
+                totals[name][1] += elapsed
+                sent[name] += trips[name].count - before
+        rate = {k: n / t for k, (n, t) in totals.items()}
+        per_request = {k: sent[k] / totals[k][0] for k in sent}
+
+        quiet_headers, quiet_path = await _login_and_task(limited, slugs["quiet"])
+        noisy_headers, noisy_path = await _login_and_task(limited, slugs["noisy"])
+        quota_rate = args.noisy_quota / 60
+        progress(
+            f"noisy neighbour: quiet at {args.quiet_rate:.0f}/s; noisy alone, at its quota "
+            f"({quota_rate:.0f}/s) and at 10x, {args.rounds} rounds of {args.seconds} s each"
+        )
+        quiet: dict[str, list[float]] = {"alone": [], "at_quota": [], "at_10x": []}
+        noisy_statuses: dict[str, dict[int, int]] = {"at_quota": {}, "at_10x": {}}
+        for _ in range(args.rounds):
+            for phase, multiple in (("alone", 0), ("at_quota", 1), ("at_10x", 10)):
+                measured = _paced(
+                    limited, quiet_headers, quiet_path, args.quiet_rate, args.seconds, quiet[phase]
+                )
+                if not multiple:
+                    await measured
+                    continue
+                await _fill(made["redis"], limited, slugs["noisy"], args.noisy_quota)
+                noisy = _paced(
+                    limited, noisy_headers, noisy_path, quota_rate * multiple, args.seconds, None
+                )
+                _, got = await asyncio.gather(measured, noisy)
+                counts = noisy_statuses[phase]
+                for status, n in got.items():
+                    counts[status] = counts.get(status, 0) + n
+
+    throughput = rate["limited"] / rate["unlimited"]
+    extra = per_request["limited"] - per_request["unlimited"]
+    neighbour = _p99(quiet["at_10x"]) / _p99(quiet["at_quota"])
+    figure(
+        "limited_vs_unlimited",
+        [
+            ("limited_rps", f"{rate['limited']:.0f}"),
+            ("unlimited_rps", f"{rate['unlimited']:.0f}"),
+            ("ratio", ratio(rate["limited"], rate["unlimited"])),
+        ],
+    )
+    figure(
+        "redis_round_trips",
+        [
+            ("limited_per_request", f"{per_request['limited']:.3f}"),
+            ("unlimited_per_request", f"{per_request['unlimited']:.3f}"),
+            ("added_by_limits", f"{extra:.3f}"),
+        ],
+    )
+    figure(
+        "noisy_neighbour",
+        [
+            *(
+                (f"quiet_{phase}_{name}_ms", f"{fn(values) * 1000:.1f}")
+                for phase, values in quiet.items()
+                for name, fn in (("p50", statistics.median), ("p99", _p99))
+            ),
+            *(
+                (f"noisy_{phase}", ",".join(f"{k}:{v}" for k, v in sorted(counts.items())))
+                for phase, counts in noisy_statuses.items()
+            ),
+            ("p99_ratio", f"{neighbour:.2f}"),
+            ("vs_alone", ratio(_p99(quiet["at_10x"]), _p99(quiet["alone"]))),
+        ],
+    )
+    figure(
+        "target_limited_at_least_0.85x",
+        [("ratio", f"{verdict(throughput >= TARGET_THROUGHPUT)}({throughput:.2f}x)")],
+    )
+    figure("target_one_round_trip", [("added", f"{verdict(abs(extra - 1.0) < 0.01)}({extra:.3f})")])
+    figure(
+        "target_neighbour_p99_at_most_1.2x",
+        [("ratio", f"{verdict(neighbour <= TARGET_NEIGHBOUR_P99)}({neighbour:.2f}x)")],
+    )
+
+
+async def _fill(redis: Any, app: Any, slug: str, quota: int) -> None:
+    """The noisy tenant's per-minute limit set, and its counter as if it had been sending at
+    its quota or more all along."""
+    from backend.ratelimit import service as limits
+    from backend.ratelimit.schemas import LimitsIn
+    from tenancy import keys
+    from tenancy import registry as tenants
+
+    resources = app.state.resources
+    limits.put_limits(resources.sync_engine, redis, slug, LimitsIn(requests_per_minute=quota))
+    resources.limits.invalidate()
+    with resources.sync_engine.connect() as conn:
+        record = tenants.get_by_slug(conn, slug)
+    assert record is not None
+    # As if it had sent at its quota all along: the previous minute full, this one full so
+    # far. The sliding window then admits about quota/60 a second, as it would at 10x.
+    seconds = int(redis.time()[0])
+    current = quota * (seconds % 60) // 60 + 1
+    key = keys.tenant_key(record.id, "rl", "tenant")
+    redis.hset(key, mapping={"w": seconds // 60, "c": current, "p": quota})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    with throwaway_database():
+        asyncio.run(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
