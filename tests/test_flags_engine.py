@@ -574,3 +574,29 @@ def test_context_from_unleash_json() -> None:
     assert ctx.current_time == datetime(2029, 12, 31, 23, tzinfo=UTC)
     assert ctx.properties == {"beta": "true", "n": "1.5", "customTop": "x"}
     assert ctx.get("tenantId") == "t1" and ctx.get("customTop") == "x" and ctx.get("gone") is None
+
+
+def test_nested_unbounded_repetition_is_refused_from_api_input_only() -> None:
+    risky = "^(\\w+\\s?)*$"
+    with pytest.raises(ValidationError, match="exponential time"):
+        _constraint_engine("REGEX", value=risky)
+    assert _constraint_engine("REGEX", value="^(\\w+\\s?){1,20}$") is not None
+    served = _constraint_engine("REGEX", value=risky, strict=False)  # as Unleash serves it
+    assert _on(served, **_props(x="two words"))
+
+
+def test_disabled_strategies_never_match() -> None:
+    both = [
+        {"name": "default", "disabled": True},
+        {"name": "userWithId", "parameters": {"userIds": "u1"}},
+    ]
+    engine = _engine(_feature(strategies=both))
+    assert not _on(engine, userId="u2") and _on(engine, userId="u1")
+    # Every strategy disabled is off, not "no strategies, so on for everyone".
+    assert not _on(_engine(_feature(strategies=[{"name": "default", "disabled": True}])))
+
+
+def test_numeric_payload_values_are_text() -> None:
+    variants = [{"name": "v", "weight": 1, "payload": {"type": "number", "value": 1.5}}]
+    engine = _engine(_feature(variants=variants))
+    assert engine.variant("f").to_dict()["payload"] == {"type": "number", "value": "1.5"}

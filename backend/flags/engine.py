@@ -168,6 +168,8 @@ def _compile_feature(feature: Feature, segments: Mapping[int, tuple[Check, ...]]
 def _compile_strategy(
     strategy: Strategy, feature_name: str, segments: Mapping[int, tuple[Check, ...]]
 ) -> _Strategy:
+    if strategy.disabled:  # kept, so that a flag whose strategies are all disabled is off
+        return _Strategy(_off, None)
     rule = compile_parameters_lenient(strategy.name, strategy.parameters, feature_name)
     checks = [compile_lenient(c) for c in strategy.constraints]
     for segment_id in strategy.segments:

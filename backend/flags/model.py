@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from backend.flags.constraints import compile_constraint
+from backend.flags.regex import exponential_risk
 from backend.flags.strategies import compile_parameters
 from backend.flags.variants import weights_problem
 
@@ -62,7 +63,7 @@ class _Model(BaseModel):
 
 class Payload(_Model):
     type: str
-    value: str
+    value: Text
 
 
 class Override(_Model):
@@ -91,6 +92,12 @@ class Constraint(_Model):
     def _compiles(self, info: ValidationInfo) -> Constraint:
         if _strict(info):
             compile_constraint(self)  # its ValueError names the problem
+            if self.operator == "REGEX" and exponential_risk(self.value or ""):
+                raise ValueError(
+                    f"regular expression {self.value!r} nests unbounded repetition (like "
+                    "(a+)+), which can take exponential time on some inputs; rewrite it "
+                    "without a repeated group that itself repeats"
+                )
         return self
 
 
@@ -100,6 +107,8 @@ class Strategy(_Model):
     constraints: NullableList[Constraint] = []
     segments: NullableList[int] = []
     variants: NullableList[VariantDefinition] = []
+    #: Switched off in the admin UI without being deleted: never matches.
+    disabled: bool = False
 
     @field_validator("parameters", mode="before")
     @classmethod

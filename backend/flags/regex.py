@@ -49,6 +49,8 @@ class _Group:
     flags: frozenset[str]
     #: Scoped flag groups opened by `(?flags)` in this group, closed at its `)` or a `|`.
     opened: list[str] = field(default_factory=list)
+    #: Whether something inside repeats without bound (`*`, `+`, `{n,}`).
+    unbounded: bool = False
 
 
 def compile_pattern(pattern: str, case_insensitive: bool = False) -> re.Pattern[str]:
@@ -62,11 +64,26 @@ def compile_pattern(pattern: str, case_insensitive: bool = False) -> re.Pattern[
 
 def translate(pattern: str) -> str:
     """The Python `re` spelling of an RE2 pattern."""
+    return _translate(pattern)[0]
+
+
+def exponential_risk(pattern: str) -> bool:
+    """Whether the pattern repeats without bound a group that itself repeats without bound,
+    like `(a+)+` or `(\\w+\\s?)*`: RE2 runs those in linear time, Python's backtracking
+    engine can take exponential time on a crafted context value. (Overlapping alternatives
+    such as `(a|a)*` are not detected.)"""
+    return _translate(pattern)[1]
+
+
+def _translate(pattern: str) -> tuple[str, bool]:
     out: list[str] = []
     groups = [_Group(frozenset())]
+    closed: _Group | None = None  # the group that the previous token closed, if any
+    risky = False
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
+        just_closed, closed = closed, None
         if c == "\\":
             piece, i = _escape(pattern, i, in_class=False)
         elif c == "[":
@@ -76,7 +93,9 @@ def translate(pattern: str) -> str:
         elif c == ")":
             if len(groups) == 1:
                 raise ValueError(f"unbalanced ')' in regular expression {pattern!r}")
-            piece, i = ")" * len(groups.pop().opened) + ")", i + 1
+            closed = groups.pop()
+            groups[-1].unbounded |= closed.unbounded
+            piece, i = ")" * len(closed.opened) + ")", i + 1
         elif c == "|":
             opened = groups[-1].opened
             piece = ")" * len(opened) + "|" + "".join(f"(?{spec}:" for spec in opened)
@@ -85,6 +104,9 @@ def translate(pattern: str) -> str:
             piece, i = ("$" if "m" in groups[-1].flags else r"\Z"), i + 1
         elif c in "*+?" or (c == "{" and _REPEAT.match(pattern, i)):
             piece, i = _quantifier(pattern, i)
+            if piece[0] in "*+" or piece.rstrip("?").endswith(",}"):
+                risky |= just_closed is not None and just_closed.unbounded
+                groups[-1].unbounded = True
         elif c == "{":
             piece, i = r"\{", i + 1  # not a repetition: a literal brace, as in RE2
         else:
@@ -93,7 +115,7 @@ def translate(pattern: str) -> str:
     if len(groups) > 1:
         raise ValueError(f"missing ')' in regular expression {pattern!r}")
     out.append(")" * len(groups[0].opened))
-    return "".join(out)
+    return "".join(out), risky
 
 
 def _open_group(pattern: str, i: int, groups: list[_Group]) -> tuple[str, int]:
