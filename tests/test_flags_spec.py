@@ -81,8 +81,44 @@ def test_cli_reports_a_failing_variant_case(tmp_path: Path) -> None:
         json.dumps({"state": {"features": "nope"}, "tests": []}),
         json.dumps({"state": {"features": []}, "tests": [{"description": "no toggle"}]}),
         json.dumps({"state": {"features": [{"name": "x", "enabled": "sometimes"}]}}),
+        json.dumps(
+            {
+                "state": {"features": []},
+                "tests": [{"description": "d", "toggleName": "x", "expectedResult": "yes"}],
+            }
+        ),
+        json.dumps(
+            {
+                "state": {"features": []},
+                "variantTests": [
+                    {"description": "d", "toggleName": "x", "expectedResult": {"enabled": False}}
+                ],
+            }
+        ),
+        json.dumps(
+            {
+                "state": {"features": []},
+                "tests": [
+                    {
+                        "description": "d",
+                        "toggleName": "x",
+                        "context": {"currentTime": "noon"},
+                        "expectedResult": False,
+                    }
+                ],
+            }
+        ),
     ],
-    ids=["bad-json", "no-state", "features-not-a-list", "case-without-toggle", "bad-feature"],
+    ids=[
+        "bad-json",
+        "no-state",
+        "features-not-a-list",
+        "case-without-toggle",
+        "bad-feature",
+        "expected-not-a-boolean",
+        "variant-without-name",
+        "bad-context-time",
+    ],
 )
 def test_cli_exits_2_on_a_malformed_file(tmp_path: Path, content: str) -> None:
     path = tmp_path / "bad.json"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from backend.flags.context import Context
@@ -45,19 +44,36 @@ class SpecReport:
         return len(self.failures)
 
 
-class _Case(BaseModel):
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel)
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, strict=True)
+
+
+class _CaseBase(_Strict):
     description: str
     context: dict[str, Any] = {}
     toggle_name: str
-    expected_result: Any
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel)
+class _Case(_CaseBase):
+    expected_result: bool
+
+
+class _ExpectedVariant(_Strict):
+    name: str
+    enabled: bool
+    payload: dict[str, Any] | None = None
+    # Older files predate feature_enabled: it is compared only where the file states it.
+    feature_enabled: bool | None = Field(None, alias="feature_enabled")
+
+
+class _VariantCase(_CaseBase):
+    expected_result: _ExpectedVariant
+
+
+class _Spec(_Strict):
     state: dict[str, Any]
     tests: list[_Case] = []
-    variant_tests: list[_Case] = []
+    variant_tests: list[_VariantCase] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +83,7 @@ class SpecFile:
     name: str
     state: FeatureState
     tests: list[_Case]
-    variant_tests: list[_Case]
+    variant_tests: list[_VariantCase]
 
 
 def load_spec(path: Path) -> SpecFile:
@@ -81,7 +97,8 @@ def load_spec(path: Path) -> SpecFile:
     try:
         spec = _Spec.model_validate(raw)
         state = parse_state(spec.state)
-        for case in [*spec.tests, *spec.variant_tests]:
+        cases: list[_CaseBase] = [*spec.tests, *spec.variant_tests]
+        for case in cases:
             Context.from_dict(case.context)
     except ValidationError as exc:
         problems = "; ".join(
@@ -94,10 +111,19 @@ def load_spec(path: Path) -> SpecFile:
 
 
 def run_spec(spec: SpecFile) -> SpecReport:
-    """Evaluate every case of a loaded file."""
+    """Evaluate every case of a loaded file: the failures, and how many passed."""
+    engine = Engine.from_state(spec.state)
     report = SpecReport(spec.name)
-    for failure in _failures(spec, report):
-        report.failures.append(failure)
+    for case in spec.tests:
+        enabled = engine.is_enabled(case.toggle_name, Context.from_dict(case.context))
+        _record(report, case.description, case.expected_result, enabled)
+    for variant_case in spec.variant_tests:
+        context = Context.from_dict(variant_case.context)
+        got = engine.variant(variant_case.toggle_name, context).to_dict()
+        expected = variant_case.expected_result.model_dump(by_alias=True, exclude_none=True)
+        if variant_case.expected_result.feature_enabled is None:
+            del got["feature_enabled"]
+        _record(report, variant_case.description, expected, got)
     return report
 
 
@@ -106,32 +132,11 @@ def run_spec_file(path: Path) -> SpecReport:
     return run_spec(load_spec(path))
 
 
-def _failures(spec: SpecFile, report: SpecReport) -> Iterator[Failure]:
-    engine = Engine.from_state(spec.state)
-    for case in spec.tests:
-        got = engine.is_enabled(case.toggle_name, Context.from_dict(case.context))
-        if got == case.expected_result:
-            report.passed += 1
-        else:
-            yield Failure(spec.name, case.description, case.expected_result, got)
-    for case in spec.variant_tests:
-        variant = engine.variant(case.toggle_name, Context.from_dict(case.context)).to_dict()
-        if _variant_matches(case.expected_result, variant):
-            report.passed += 1
-        else:
-            yield Failure(spec.name, case.description, case.expected_result, variant)
-
-
-def _variant_matches(expected: Any, got: Mapping[str, Any]) -> bool:
-    if not isinstance(expected, Mapping):
-        return False
-    return (
-        expected.get("name") == got["name"]
-        and expected.get("enabled") == got["enabled"]
-        and expected.get("payload") == got.get("payload")
-        # Older files predate feature_enabled: compare it only where the file states it.
-        and expected.get("feature_enabled", got["feature_enabled"]) == got["feature_enabled"]
-    )
+def _record(report: SpecReport, description: str, expected: Any, got: Any) -> None:
+    if expected == got:
+        report.passed += 1
+    else:
+        report.failures.append(Failure(report.file, description, expected, got))
 
 
 def _show(value: Any) -> str:
