@@ -600,3 +600,16 @@ def test_numeric_payload_values_are_text() -> None:
     variants = [{"name": "v", "weight": 1, "payload": {"type": "number", "value": 1.5}}]
     engine = _engine(_feature(variants=variants))
     assert engine.variant("f").to_dict()["payload"] == {"type": "number", "value": "1.5"}
+
+
+def test_engine_lists_and_evaluates_every_flag() -> None:
+    state = parse_state({"features": [_feature("a"), {**_feature("b"), "enabled": False}]})
+    engine = Engine.from_state(state)
+    assert sorted(engine) == ["a", "b"] and len(engine) == 2 and "a" in engine
+    assert "c" not in engine and engine.feature("c") is None
+    feature = engine.feature("a")
+    assert feature is not None and feature.name == "a"
+    assert {n: v.feature_enabled for n, v in engine.evaluate_all().items()} == {
+        "a": True,
+        "b": False,
+    }

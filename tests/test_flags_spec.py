@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from backend.cli import app as cli_app
-from backend.flags.spec import run_spec_file
+from backend.flags.model import parse_state
+from backend.flags.spec import load_spec, run_spec, run_spec_file
 
 SPEC_DIR = Path(__file__).parent / "conformance" / "unleash"
 SPEC_FILES = sorted(SPEC_DIR.glob("*.json"))
@@ -147,3 +149,14 @@ def test_the_installed_command_line_works() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith(" passed, 0 failed")
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
+def test_definitions_survive_a_dump_and_reload(path: Path) -> None:
+    # What a storage layer does: keep model_dump(by_alias=True, exclude_none=True), reload.
+    spec = load_spec(path)
+    dumped = json.loads(json.dumps(spec.state.model_dump(by_alias=True, exclude_none=True)))
+    reloaded = replace(spec, state=parse_state(dumped))
+    assert reloaded.state == spec.state
+    report = run_spec(reloaded)
+    assert not report.failures, "\n".join(str(f) for f in report.failures)

@@ -1,11 +1,12 @@
-"""REGEX constraint patterns: RE2 syntax, the portable subset Unleash accepts, run on `re`.
+"""REGEX constraint patterns: RE2 syntax (as Unleash's Rust engine reads it) run on `re`.
 
 Python's `re` differs from RE2 where it matters for flags written once and evaluated by many
 SDKs: `(?i)` in mid-pattern (an error in Python 3.11, scoped to the enclosing group in RE2),
 `$` (RE2 matches only at the very end unless multi-line), POSIX classes `[[:alpha:]]`, `\\z`,
 `(?<name>...)`, `\\x{...}` and `\\Q...\\E`. `translate` rewrites those and rejects what RE2
 rejects (look-around, back-references, atomic groups, possessive quantifiers), so a pattern
-that works here works in every Unleash SDK and vice versa."""
+that works here works in every Unleash SDK and vice versa. `\\d`, `\\w` and `\\b` stay
+Unicode-aware, as in Rust's regex crate; Unicode classes (`\\pL`) are not supported."""
 
 from __future__ import annotations
 
