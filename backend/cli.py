@@ -15,6 +15,7 @@ from rich.table import Table
 
 from backend.config import get_settings
 from backend.events.cli import dead_letters_app
+from backend.flags.cli import flags_app
 from backend.operators.cli import operators_app
 
 app = typer.Typer(help="Tenantflow: multi-tenant task and workflow backend.", no_args_is_help=True)
@@ -29,6 +30,7 @@ mail_app = typer.Typer(
 app.add_typer(mail_app, name="mail")
 app.add_typer(operators_app, name="operators")
 app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(flags_app, name="flags")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

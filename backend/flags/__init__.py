@@ -1,0 +1,1 @@
+"""Feature flags: a pure evaluation engine with Unleash semantics (no storage, no I/O)."""
