@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test lint format lock bench-provisioning bench-migrate bench-login bench-tasks bench-events bench-ratelimit clean
+.PHONY: install dev test lint format lock bench-provisioning bench-migrate bench-login bench-tasks bench-events bench-ratelimit bench-flags clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-events: install
 
 bench-ratelimit: install
 	$(BIN)/python -m bench.ratelimit.run
+
+bench-flags: install
+	$(BIN)/python -m bench.flags.run
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tenantflow > requirements.lock

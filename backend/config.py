@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     #: A request in flight counts against its tenant's concurrency limit for at most this long
     #: (the slot of a process killed mid-request is freed after it).
     ratelimit_inflight_stale_seconds: float = Field(default=300.0, ge=1, le=86400)
+    #: How often each process checks that its copy of the feature flags is current, besides
+    #: the Redis pub/sub notice that refreshes it within a second of a change.
+    flags_check_seconds: float = Field(default=5.0, gt=0, le=3600)
     log_level: str = "INFO"
     #: Where make dev keeps embedded services and generated secrets.
     var_dir: str = "var"

@@ -6,6 +6,7 @@ rate limits (need the tenant) -> idempotency keys (need the tenant) -> routes.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from openfeature import api as openfeature_api
 
 from backend import __version__
 from backend.analytics.routes import CACHE_HEADER
@@ -21,6 +23,9 @@ from backend.config import Settings, get_settings
 from backend.events.outbox import EventContextMiddleware
 from backend.events.platform_routes import router as dead_letters_router
 from backend.events.routes import router as events_router
+from backend.flags.openfeature import TenantflowProvider
+from backend.flags.platform_routes import router as flags_platform_router
+from backend.flags.routes import router as flags_router
 from backend.health import router as health_router
 from backend.identity.api_keys import tenant_of_key
 from backend.identity.audit_routes import router as audit_router
@@ -68,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         holder["r"] = resources
         app.state.resources = resources
         resources.start_listening()
+        await asyncio.to_thread(resources.flags.start)
+        # OpenFeature's client API answers from the same copy (tenant overrides included).
+        openfeature_api.set_provider(TenantflowProvider(lambda: resources.flags))
         # What exists now (modules, the app, mappers, compiled schemas) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks it. Measured
         # with bench.ratelimit: full collections paused the event loop 40-150 ms, every
@@ -109,9 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analytics_router,
         events_router,
         stream_router,
+        flags_router,
         operators_router,
         platform_router,
         limits_router,
+        flags_platform_router,
         dead_letters_router,
     ):
         app.include_router(router)

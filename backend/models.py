@@ -1,6 +1,7 @@
 """Import every model so the metadata is complete (Alembic, tooling)."""
 
 from backend.events.models import DeadLetter, InboxEntry, OutboxEvent, ProjectTaskCount
+from backend.flags.tables import FlagAudit, FlagOverride, FlagRow, FlagState, SegmentRow
 from backend.identity.models import ApiKey, AuditEvent, RefreshToken, User
 from backend.operators.models import Operator, OperatorToken
 from backend.projects.models import Project, ProjectStatus
@@ -13,6 +14,10 @@ __all__ = [
     "AuditEvent",
     "Comment",
     "DeadLetter",
+    "FlagAudit",
+    "FlagOverride",
+    "FlagRow",
+    "FlagState",
     "InboxEntry",
     "Label",
     "Operator",
@@ -23,6 +28,7 @@ __all__ = [
     "ProjectStatus",
     "ProjectTaskCount",
     "RefreshToken",
+    "SegmentRow",
     "Task",
     "Tenant",
     "TenantLimits",

@@ -55,6 +55,10 @@ WRITES: dict[tuple[str, str], frozenset[str] | NO_EVENT] = {
     ("POST", "/api/v1/auth/logout"): "a session ends: nothing anyone else sees",
     ("POST", "/api/v1/auth/forgot-password"): "a single-use token in Redis and a mail; no row",
     ("POST", "/api/v1/auth/reset-password"): "a password changes: audit log (password.reset)",
+    # A platform flag's per-tenant switch lives beside the flag in the shared schema, with its
+    # audit history (GET /platform/v1/flags/{name}/history).
+    ("PUT", "/api/v1/flags/{name}/override"): "a flag's tenant switch: flag audit history",
+    ("DELETE", "/api/v1/flags/{name}/override"): "a flag's tenant switch: flag audit history",
 }
 
 SECRET = re.compile(r"tf[a-z]?_[A-Za-z0-9_-]{20,}")  # API keys, refresh tokens, operator tokens
@@ -100,7 +104,7 @@ class Outbox:
 
 
 async def test_each_write_records_its_events(
-    client, make_tenant, add_user, sync_engine, worker, sink
+    client, make_tenant, add_user, sync_engine, sync_redis, worker, sink
 ) -> None:
     tenant = make_tenant("ecov")
     owner = await login(client, tenant)
@@ -211,6 +215,17 @@ async def test_each_write_records_its_events(
         "/api/v1/auth/forgot-password", json={"email": joiner}, headers=tenant_only
     )
     assert forgot.status_code == 202, forgot.text
+    assert outbox.new() == []
+    from backend.flags import service as flags
+    from backend.flags.model import Feature
+
+    flag = f"coverage.{tenant.slug}"
+    feature = Feature.model_validate({"name": flag, "enabled": True})
+    flags.put_flag(sync_engine, sync_redis, feature, overridable=True, actor="test")
+    override = f"/api/v1/flags/{flag}/override"
+    switched = await client.put(override, json={"enabled": False}, headers=owner)
+    assert switched.status_code == 200, switched.text
+    assert (await client.delete(override, headers=owner)).status_code == 204
     assert outbox.new() == []
 
     named = {t for v in WRITES.values() if not isinstance(v, str) for t in v}

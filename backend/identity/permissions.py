@@ -61,6 +61,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "watchers:read": ALL,
     "watchers:update": WRITERS,
     "analytics:read": ALL,
+    # Feature flags evaluated for the caller; turning an overridable flag on or off for the
+    # whole tenant.
+    "flags:read": ALL,
+    "flags:override": ADMINS,
 }
 
 #: Actions only a person may take: an API key can never manage users, invites or keys (a key

@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.config import Settings
+from backend.flags import service as flags_service
+from backend.flags.store import FlagStore
 from backend.kit.db import make_async_engine, make_engine
 from backend.ratelimit import policy as ratelimit_policy
 from backend.ratelimit.limiter import Limiter
@@ -32,6 +34,7 @@ class Resources:
     registry: RegistryCache
     limits: ratelimit_policy.PolicyStore
     limiter: Limiter
+    flags: FlagStore
     _listener: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -69,7 +72,15 @@ class Resources:
             timeout_seconds=settings.ratelimit_redis_timeout_ms / 1000,
             stale_seconds=settings.ratelimit_inflight_stale_seconds,
         )
-        return cls(settings, engine, sync_engine, redis, sync_redis, registry, limits, limiter)
+        flags = FlagStore(
+            settings.redis_url,
+            lambda: flags_service.load(sync_engine),
+            latest=lambda: flags_service.latest_version(sync_engine),
+            check_seconds=settings.flags_check_seconds,
+        )
+        return cls(
+            settings, engine, sync_engine, redis, sync_redis, registry, limits, limiter, flags
+        )
 
     def start_listening(self) -> None:
         """Drop local copies (registry entries, rate limits) as soon as any process publishes
@@ -115,6 +126,7 @@ class Resources:
                 await pubsub.aclose()
 
     async def close(self) -> None:
+        self.flags.stop()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -1,0 +1,227 @@
+"""Each process's copy of the flags: evaluation never calls the network.
+
+The copy is an ``Engine`` built from the snapshot that backend/flags/service.py publishes in
+Redis, plus the tenants' overrides. A daemon thread listens on the change channel and swaps
+in a new copy within a second of a change; every ``check_seconds`` it also compares the
+snapshot's version with PostgreSQL's (a missed notice, a Redis restart, a change whose
+publication failed), and reads PostgreSQL when Redis has no snapshot or an older one (putting
+the current one back there). Readers never wait: they use whatever copy is current.
+
+Fork safety (gunicorn --preload, Celery prefork, uvicorn workers): a thread does not survive a
+fork, so the store remembers its process id; in a child the first evaluation starts a
+listener of its own, and the child keeps the copy it inherited meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis as redis_sync
+
+from backend.flags.context import Context
+from backend.flags.engine import DISABLED, Engine, Variant
+from backend.flags.service import CHANNEL, SNAPSHOT_KEY, publish
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Copy:
+    version: int
+    engine: Engine
+    overridable: frozenset[str]
+    overrides: dict[str, dict[str, bool]]
+
+
+EMPTY = Copy(-1, Engine([]), frozenset(), {})
+
+
+def build(state: dict[str, Any]) -> Copy:
+    """An evaluable copy of a snapshot (lenient: one odd definition cannot stop the rest)."""
+    engine = Engine.from_state(
+        {"version": 1, "features": state["features"], "segments": state["segments"]}
+    )
+    return Copy(int(state["version"]), engine, frozenset(state["overridable"]), state["overrides"])
+
+
+class FlagStore:
+    def __init__(
+        self,
+        redis_url: str,
+        load: Callable[[], dict[str, Any]],
+        *,
+        latest: Callable[[], int] | None = None,
+        check_seconds: float = 5.0,
+    ) -> None:
+        self._redis_url = redis_url
+        self._load = load
+        self._latest = latest
+        self._check = check_seconds
+        self._copy = EMPTY
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # --- evaluation (no I/O) -------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self._copy.version
+
+    def __contains__(self, name: str) -> bool:
+        self._ensure_running()
+        return name in self._copy.engine
+
+    def variant(self, name: str, context: Context) -> Variant:
+        """The flag for this context, with the tenant's override (context.tenant_id) on top."""
+        self._ensure_running()
+        copy = self._copy
+        forced = self._override(copy, name, context)
+        if forced is False:
+            return DISABLED
+        result = copy.engine.variant(name, context)
+        if forced is True and not result.feature_enabled:
+            return Variant("disabled", False, None, True)
+        return result
+
+    def is_enabled(self, name: str, context: Context) -> bool:
+        self._ensure_running()
+        copy = self._copy
+        forced = self._override(copy, name, context)
+        if forced is not None:
+            return forced
+        return copy.engine.is_enabled(name, context)
+
+    def evaluate_all(self, context: Context) -> dict[str, Variant]:
+        self._ensure_running()
+        names = list(self._copy.engine)
+        return {name: self.variant(name, context) for name in names}
+
+    @staticmethod
+    def _override(copy: Copy, name: str, context: Context) -> bool | None:
+        if context.tenant_id is None or name not in copy.overridable:
+            return None
+        if name not in copy.engine:
+            return None
+        return copy.overrides.get(context.tenant_id, {}).get(name)
+
+    # --- keeping the copy current ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the copy now and keep it current (idempotent per process)."""
+        self._ensure_running(load_now=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _ensure_running(self, load_now: bool = False) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop = threading.Event()
+            if load_now or self._copy is EMPTY:
+                self.refresh()
+            thread = threading.Thread(target=self._listen, name="flags-listener", daemon=True)
+            thread.start()
+
+    def refresh_soon(self) -> None:
+        """After a change made by this process: refresh now in a thread (the pub/sub notice
+        would do it too, within the listener's next second)."""
+        threading.Thread(target=self.refresh, name="flags-refresh", daemon=True).start()
+
+    def refresh(self) -> bool:
+        """Make the copy current from Redis (or PostgreSQL); whether it changed."""
+        client = redis_sync.Redis.from_url(
+            self._redis_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        try:
+            return self._refresh(client)
+        finally:
+            client.close()
+
+    def _refresh(self, client: redis_sync.Redis, *, periodic: bool = False) -> bool:
+        raw = None
+        try:
+            raw = client.get(SNAPSHOT_KEY)
+        except redis_sync.RedisError as exc:
+            log.debug("flags: Redis unavailable, reading PostgreSQL (%s)", exc)
+        state = json.loads(raw) if raw is not None else None
+        if state is not None and periodic and self._latest is not None:
+            # A change whose publication failed (Redis away for its writer) is newer in
+            # PostgreSQL than in Redis: read it from there, and put it in Redis for the others.
+            try:
+                if self._latest() > int(state["version"]):
+                    state = None
+            except Exception as exc:
+                log.debug("flags: could not read the version from PostgreSQL: %s", exc)
+        if state is None:
+            try:
+                state = self._load()
+            except Exception as exc:  # keep the copy we have
+                log.warning("flags: could not load definitions: %s", exc)
+                return False
+            publish(client, state)  # Redis lost it (restart, flush): put it back
+        if int(state["version"]) <= self._copy.version:
+            return False
+        self._copy = build(state)
+        return True
+
+    def _listen(self) -> None:
+        client = redis_sync.Redis.from_url(
+            self._redis_url, socket_connect_timeout=2, health_check_interval=30
+        )
+        while not self._stop.is_set():
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)
+                self._refresh(client)  # anything missed while (re)subscribing
+                checked = time.monotonic()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    due = time.monotonic() - checked >= self._check
+                    if message is not None or due:
+                        self._refresh(client, periodic=due)
+                        checked = time.monotonic()
+            except Exception as exc:  # Redis away: the copy stays; retry shortly
+                log.debug("flags: listener reconnecting: %s", exc)
+                self._stop.wait(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+        client.close()
+
+
+_PROCESS: FlagStore | None = None
+_PROCESS_LOCK = threading.Lock()
+
+
+def process_store() -> FlagStore:
+    """This process's store outside the API (Celery workers, the relay, scripts), made at the
+    first call from the settings; the API uses its own (``Resources.flags``)."""
+    global _PROCESS
+    with _PROCESS_LOCK:
+        if _PROCESS is None:
+            from backend.config import get_settings
+            from backend.flags import service
+            from backend.kit.db import make_engine
+
+            settings = get_settings()
+            engine = make_engine(settings.database_url, pool_size=1, max_overflow=1)
+            _PROCESS = FlagStore(
+                settings.redis_url,
+                lambda: service.load(engine),
+                latest=lambda: service.latest_version(engine),
+                check_seconds=settings.flags_check_seconds,
+            )
+        return _PROCESS

@@ -1,0 +1,188 @@
+"""Every process's copy of the flags: a change (the kill switch) reaches another process
+within a second, a forked child (gunicorn --preload, Celery prefork) keeps its copy current,
+and Redis losing the snapshot or going away never leaves a process without flags."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_sync
+
+from backend.flags import service
+from backend.flags.context import Context
+from backend.flags.model import Feature
+from backend.flags.store import FlagStore
+from tests.conftest import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+WATCHER = """
+import sys, time
+from backend.config import get_settings
+from backend.flags import service
+from backend.flags.context import Context
+from backend.kit.db import make_engine
+from backend.flags.store import FlagStore
+
+settings = get_settings()
+engine = make_engine(settings.database_url, pool_size=1)
+store = FlagStore(settings.redis_url, lambda: service.load(engine), check_seconds=30)
+store.start()
+name, last = sys.argv[1], None
+print("ready", flush=True)
+while True:
+    now = store.is_enabled(name, Context())
+    if now != last:
+        print("on" if now else "off", repr(time.time()), flush=True)
+        last = now
+    time.sleep(0.005)
+"""
+
+
+def _feature(name: str, enabled: bool) -> Feature:
+    return Feature.model_validate({"name": name, "enabled": enabled, "strategies": []})
+
+
+def _store(settings: Any, engine: Any, redis_url: str | None = None) -> FlagStore:
+    return FlagStore(
+        redis_url or settings.redis_url, lambda: service.load(engine), check_seconds=30
+    )
+
+
+def test_the_kill_switch_reaches_another_process_within_a_second(
+    settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
+) -> None:
+    name = f"kill.{uuid.uuid4().hex[:8]}"
+    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WATCHER, name],
+        cwd=ROOT,
+        env=os.environ,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        assert proc.stdout.readline().split()[0] == "on"
+        time.sleep(0.5)  # the watcher is listening
+        service.put_flag(
+            sync_engine, sync_redis, _feature(name, False), overridable=False, actor="test"
+        )
+        committed = time.time()
+        state, at = proc.stdout.readline().split()
+        assert state == "off"
+        took = float(at) - committed
+        print(f"kill switch seen by another process after {took * 1000:.0f} ms")
+        assert took < 1.0
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def _child(store: FlagStore, name: str, conn: Any) -> None:
+    conn.send(store.is_enabled(name, Context()))  # the copy inherited from the parent
+    assert conn.recv() == "changed"
+    deadline = time.monotonic() + 5
+    while store.is_enabled(name, Context()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    conn.send(store.is_enabled(name, Context()))
+
+
+def test_a_forked_child_keeps_its_copy_current(
+    settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
+) -> None:
+    name = f"fork.{uuid.uuid4().hex[:8]}"
+    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    store = _store(settings, sync_engine)
+    store.start()  # loaded before the fork, as under gunicorn --preload
+    try:
+        fork = multiprocessing.get_context("fork")
+        parent_end, child_end = fork.Pipe()
+        child = fork.Process(target=_child, args=(store, name, child_end))
+        child.start()
+        assert parent_end.recv() is True
+        service.put_flag(
+            sync_engine, sync_redis, _feature(name, False), overridable=False, actor="test"
+        )
+        parent_end.send("changed")
+        assert parent_end.poll(10), "the child did not answer"
+        assert parent_end.recv() is False, "the child kept a stale copy"
+        child.join(10)
+        assert child.exitcode == 0
+    finally:
+        store.stop()
+
+
+def test_redis_losing_the_snapshot_is_repaired_from_postgresql(
+    settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
+) -> None:
+    name = f"lost.{uuid.uuid4().hex[:8]}"
+    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    sync_redis.delete(service.SNAPSHOT_KEY)  # a Redis restart or flush
+    store = _store(settings, sync_engine)
+    try:
+        store.start()
+        assert store.is_enabled(name, Context())
+        assert sync_redis.exists(service.SNAPSHOT_KEY)  # put back for the other processes
+    finally:
+        store.stop()
+
+
+def test_without_redis_a_process_still_evaluates(
+    settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
+) -> None:
+    name = f"noredis.{uuid.uuid4().hex[:8]}"
+    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    store = _store(settings, sync_engine, redis_url="redis://127.0.0.1:1/0")
+    try:
+        store.start()
+        assert store.is_enabled(name, Context())
+        assert not store.is_enabled(f"{name}.unknown", Context())
+    finally:
+        store.stop()
+
+
+def test_a_change_whose_publication_failed_is_found_by_the_periodic_check(
+    settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"later.{uuid.uuid4().hex[:8]}"
+    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    store = FlagStore(
+        settings.redis_url,
+        lambda: service.load(sync_engine),
+        latest=lambda: service.latest_version(sync_engine),
+        check_seconds=0.2,
+    )
+    try:
+        store.start()
+        assert store.is_enabled(name, Context())
+        # The change is stored but its publication fails (Redis away for the writer).
+        gone = redis_sync.Redis(host="127.0.0.1", port=1)
+        service.put_flag(sync_engine, gone, _feature(name, False), overridable=False, actor="t")
+        assert not service.publish(gone, service.load(sync_engine))
+        # Redis still holds the older snapshot: the periodic check finds PostgreSQL ahead.
+        assert wait_until(lambda: not store.is_enabled(name, Context()), 10)
+        assert service.latest_version(sync_engine) == store.version
+    finally:
+        store.stop()
+
+
+def test_workers_get_one_store_per_process(
+    settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
+) -> None:
+    from backend.flags.store import process_store
+
+    name = f"worker.{uuid.uuid4().hex[:8]}"
+    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    store = process_store()
+    assert process_store() is store
+    assert wait_until(lambda: store.is_enabled(name, Context()), 10)
