@@ -237,3 +237,30 @@ async def asgi_call(
 
     await app(scope, receive, send)
     return status
+
+
+async def alternating(
+    calls: dict[str, Callable[[], Any]], seconds: float, in_flight: int = 8
+) -> dict[str, list[float]]:
+    """Seconds each call took, per label: ``in_flight`` workers each call every label in turn
+    (the order rotating) until ``seconds`` have passed. Interleaving request by request puts
+    every label on the same machine at the same moments, so the noise of a shared machine
+    (another process taking a core for a second) falls on all of them alike. Each call returns
+    an HTTP status; anything but 200 ends the run."""
+    taken: dict[str, list[float]] = {label: [] for label in calls}
+    labels = list(calls)
+    stop = time.perf_counter() + seconds
+
+    async def worker(offset: int) -> None:
+        turn = offset
+        while time.perf_counter() < stop:
+            label = labels[turn % len(labels)]
+            turn += 1
+            started = time.perf_counter()
+            status = await calls[label]()
+            taken[label].append(time.perf_counter() - started)
+            if status != 200:
+                raise RuntimeError(f"{label}: status {status}")
+
+    await asyncio.gather(*(worker(i) for i in range(in_flight)))
+    return taken

@@ -77,34 +77,58 @@ class PolicyStore:
         self._refresh = refresh_seconds
         self._plans: dict[str, Any] = {}
         self._overrides: dict[uuid.UUID, Any] = {}
+        self._computed: dict[tuple[uuid.UUID, str], Limits] = {}
         self._loaded_at = float("-inf")
+        #: Changes announced, and the last one the copy has: while the copy is behind, requests
+        #: wait for the reload.
+        self._wanted = 1
+        self._have = 0
         self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
 
     def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
+        self._wanted += 1
 
     async def limits(self, tenant_id: uuid.UUID, plan: str) -> Limits | None:
         """The tenant's limits; None when no copy could ever be loaded (PostgreSQL away at
-        start-up: requests are then not limited, and fail in their routes anyway)."""
-        if time.monotonic() - self._loaded_at > self._refresh:
+        start-up: requests are then not limited, and fail in their routes anyway).
+
+        After a change (``invalidate``) the next request waits for the reload; a periodic
+        refresh runs in the background while requests go on with the copy they have, so no
+        request waits for it."""
+        if self._have < self._wanted:
             await self._reload()
-        found = self._plans.get(plan)
+        elif time.monotonic() - self._loaded_at > self._refresh and (
+            self._background is None or self._background.done()
+        ):
+            self._background = asyncio.get_running_loop().create_task(self._reload())
+        key = (tenant_id, plan)
+        found = self._computed.get(key)
         if found is None:
-            return None
-        return effective(found, self._overrides.get(tenant_id))
+            row = self._plans.get(plan)
+            if row is None:
+                return None
+            found = self._computed[key] = effective(row, self._overrides.get(tenant_id))
+        return found
 
     async def _reload(self) -> None:
         async with self._lock:
-            if time.monotonic() - self._loaded_at <= self._refresh:
+            target = self._wanted
+            if self._have >= target and time.monotonic() - self._loaded_at <= self._refresh:
                 return  # another request reloaded it while this one waited
             try:
                 async with self._engine.connect() as conn:
                     plans = (await conn.execute(select(Plan.__table__))).all()
                     overrides = (await conn.execute(select(TenantLimits.__table__))).all()
-            except Exception as exc:  # keep serving the last copy; try again shortly
+            except Exception as exc:
+                # Keep serving the last copy, with no request waiting on PostgreSQL: the
+                # background refresh tries again in a second.
                 log.warning("rate limits: could not reload plans and overrides: %s", exc)
                 self._loaded_at = time.monotonic() - self._refresh + 1.0
+                self._have = target
                 return
             self._plans = {row.name: row for row in plans}
             self._overrides = {row.tenant_id: row for row in overrides}
+            self._computed = {}
             self._loaded_at = time.monotonic()
+            self._have = target

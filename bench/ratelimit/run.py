@@ -9,7 +9,8 @@ Figures, each against a baseline from the same run:
 
 * ``limited_vs_unlimited``: requests/s of the route with rate limits (limits far above the
   load: every request is checked and counted, none refused) against the same app with
-  ``ratelimit_enabled=False`` (**baseline**); interleaved rounds, 8 requests in flight.
+  ``ratelimit_enabled=False`` (**baseline**); 8 requests in flight, the two apps alternating
+  request by request (``bench.alternating``).
   Target >= 0.85x.
 * ``redis_round_trips``: round trips each app sends to Redis per request (counted on the
   clients' connections): the limited app must send exactly 1 more than the unlimited one.
@@ -34,7 +35,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bench import asgi_call, figure, progress, ratio, throwaway_database, verdict
+from bench import alternating, asgi_call, figure, progress, ratio, throwaway_database, verdict
 
 TARGET_THROUGHPUT = 0.85
 TARGET_NEIGHBOUR_P99 = 1.2
@@ -43,14 +44,14 @@ IN_FLIGHT = 8
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ratelimit.run", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (6; quick 2)")
-    parser.add_argument("--seconds", type=float, default=None, help="per round (3; quick 1)")
-    parser.add_argument("--quiet-rate", type=float, default=40.0, help="quiet tenant req/s")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (18; quick 3)")
+    parser.add_argument("--seconds", type=float, default=None, help="per round (1; quick 0.5)")
+    parser.add_argument("--quiet-rate", type=float, default=60.0, help="quiet tenant req/s")
     parser.add_argument("--noisy-quota", type=int, default=600, help="noisy tenant, per minute")
     parser.add_argument("--quick", action="store_true", help="smoke run")
     args = parser.parse_args(argv)
-    args.rounds = args.rounds or (2 if args.quick else 6)
-    args.seconds = args.seconds or (1.0 if args.quick else 3.0)
+    args.rounds = args.rounds or (3 if args.quick else 18)
+    args.seconds = args.seconds or (0.5 if args.quick else 1.0)
     return args
 
 
@@ -148,23 +149,6 @@ async def _login_and_task(app: Any, slug: str) -> tuple[list[tuple[bytes, bytes]
     return [(b"host", b"api.local"), *raw], f"/api/v1/tasks/{task.json()['id']}"
 
 
-async def _throughput(app: Any, headers: Any, path: str, seconds: float) -> tuple[int, float]:
-    stop = time.perf_counter() + seconds
-    done = 0
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < stop:
-            status = await asgi_call(app, "GET", path, b"", headers)
-            if status != 200:
-                raise RuntimeError(f"GET {path}: {status}")
-            done += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
-    return done, time.perf_counter() - started
-
-
 async def _paced(
     app: Any, headers: Any, path: str, rate: float, seconds: float, latencies: list[float] | None
 ) -> dict[int, int]:
@@ -211,27 +195,29 @@ async def run(args: argparse.Namespace) -> None:
         for name, app in (("limited", limited), ("unlimited", unlimited)):
             trips[name].install(app.state.resources.redis)
         headers, path = await _login_and_task(limited, slugs["route"])
+        apps = {"limited": limited, "unlimited": unlimited}
+        calls = {
+            name: (lambda app=app: asgi_call(app, "GET", path, b"", headers))
+            for name, app in apps.items()
+        }
         progress("warm-up")
-        for app in (limited, unlimited):
-            await _throughput(app, headers, path, 1.0)
-
-        progress(f"throughput: {args.rounds} interleaved rounds of {args.seconds} s")
-        totals = {"limited": [0, 0.0], "unlimited": [0, 0.0]}
-        sent = {"limited": 0, "unlimited": 0}
-        for r in range(args.rounds):
-            order = [("limited", limited), ("unlimited", unlimited)]
-            for name, app in order if r % 2 == 0 else order[::-1]:
-                before = trips[name].count
-                n, elapsed = await _throughput(app, headers, path, args.seconds)
-                totals[name][0] += n
-                totals[name][1] += elapsed
-                sent[name] += trips[name].count - before
-        rate = {k: n / t for k, (n, t) in totals.items()}
-        per_request = {k: sent[k] / totals[k][0] for k in sent}
+        await alternating(calls, 2.0, IN_FLIGHT)
+        progress(f"throughput: {args.rounds} rounds of {args.seconds} s, the two apps alternating")
+        taken: dict[str, list[float]] = {name: [] for name in apps}
+        before = {name: trips[name].count for name in apps}
+        for _ in range(args.rounds):
+            for name, values in (await alternating(calls, args.seconds, IN_FLIGHT)).items():
+                taken[name].extend(values)
+        sent = {name: trips[name].count - before[name] for name in apps}
+        # With a fixed number in flight, requests/s is in_flight / mean time per request.
+        rate = {k: IN_FLIGHT / statistics.mean(v) for k, v in taken.items()}
+        per_request = {k: sent[k] / len(taken[k]) for k in sent}
 
         quiet_headers, quiet_path = await _login_and_task(limited, slugs["quiet"])
         noisy_headers, noisy_path = await _login_and_task(limited, slugs["noisy"])
         quota_rate = args.noisy_quota / 60
+        noisy_key = _set_quota(made["redis"], limited, slugs["noisy"], args.noisy_quota)
+        await asyncio.sleep(0.5)  # every listener has taken the change
         progress(
             f"noisy neighbour: quiet at {args.quiet_rate:.0f}/s; noisy alone, at its quota "
             f"({quota_rate:.0f}/s) and at 10x, {args.rounds} rounds of {args.seconds} s each"
@@ -246,7 +232,7 @@ async def run(args: argparse.Namespace) -> None:
                 if not multiple:
                     await measured
                     continue
-                await _fill(made["redis"], limited, slugs["noisy"], args.noisy_quota)
+                _fill(made["redis"], noisy_key, args.noisy_quota)
                 noisy = _paced(
                     limited, noisy_headers, noisy_path, quota_rate * multiple, args.seconds, None
                 )
@@ -301,9 +287,8 @@ async def run(args: argparse.Namespace) -> None:
     )
 
 
-async def _fill(redis: Any, app: Any, slug: str, quota: int) -> None:
-    """The noisy tenant's per-minute limit set, and its counter as if it had been sending at
-    its quota or more all along."""
+def _set_quota(redis: Any, app: Any, slug: str, quota: int) -> str:
+    """The noisy tenant's per-minute limit; the key of its tenant counter."""
     from backend.ratelimit import service as limits
     from backend.ratelimit.schemas import LimitsIn
     from tenancy import keys
@@ -315,11 +300,14 @@ async def _fill(redis: Any, app: Any, slug: str, quota: int) -> None:
     with resources.sync_engine.connect() as conn:
         record = tenants.get_by_slug(conn, slug)
     assert record is not None
-    # As if it had sent at its quota all along: the previous minute full, this one full so
-    # far. The sliding window then admits about quota/60 a second, as it would at 10x.
+    return keys.tenant_key(record.id, "rl", "tenant")
+
+
+def _fill(redis: Any, key: str, quota: int) -> None:
+    """The counter as if the tenant had sent at its quota all along: the previous minute full,
+    this one full so far. The sliding window then admits about quota/60 a second."""
     seconds = int(redis.time()[0])
     current = quota * (seconds % 60) // 60 + 1
-    key = keys.tenant_key(record.id, "rl", "tenant")
     redis.hset(key, mapping={"w": seconds // 60, "c": current, "p": quota})
 
 
