@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from openfeature import api as openfeature_api
 
 from backend import __version__
 from backend.analytics.routes import CACHE_HEADER
@@ -23,7 +22,7 @@ from backend.config import Settings, get_settings
 from backend.events.outbox import EventContextMiddleware
 from backend.events.platform_routes import router as dead_letters_router
 from backend.events.routes import router as events_router
-from backend.flags.openfeature import TenantflowProvider
+from backend.flags.openfeature import install as install_openfeature
 from backend.flags.platform_routes import router as flags_platform_router
 from backend.flags.routes import router as flags_router
 from backend.health import router as health_router
@@ -75,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources.start_listening()
         await asyncio.to_thread(resources.flags.start)
         # OpenFeature's client API answers from the same copy (tenant overrides included).
-        openfeature_api.set_provider(TenantflowProvider(lambda: resources.flags))
+        install_openfeature(resources.flags)
         # What exists now (modules, the app, mappers, compiled schemas) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks it. Measured
         # with bench.ratelimit: full collections paused the event loop 40-150 ms, every

@@ -314,6 +314,12 @@ async def test_the_openfeature_client_answers_from_the_same_copy(
     )
     assert resp.status_code == 200
     await settled(app, before)
+    # Every app installs the provider at start-up; the suite starts many apps in one process,
+    # so this test puts the session app's copy back before asking.
+    from backend.flags.openfeature import install
+
+    assert api.get_provider_metadata().name == "tenantflow"
+    install(app.state.resources.flags)
     of = api.get_client()
 
     def for_tenant(tenant: Any) -> EvaluationContext:

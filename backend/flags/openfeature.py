@@ -260,3 +260,10 @@ def _object(variant: Variant, default: Object) -> FlagResolutionDetails[Object]:
             "not an object or array"
         )
     return _details(variant, default, value)
+
+
+def install(source: Evaluator) -> None:
+    """Make ``source`` (the process's flag store) OpenFeature's provider for this process."""
+    from openfeature import api
+
+    api.set_provider(TenantflowProvider(lambda: source))

@@ -306,9 +306,12 @@ def _set_quota(redis: Any, app: Any, slug: str, quota: int) -> str:
 def _fill(redis: Any, key: str, quota: int) -> None:
     """The counter as if the tenant had sent at its quota all along: the previous minute full,
     this one full so far. The sliding window then admits about quota/60 a second."""
-    seconds = int(redis.time()[0])
-    current = quota * (seconds % 60) // 60 + 1
-    redis.hset(key, mapping={"w": seconds // 60, "c": current, "p": quota})
+    seconds, micros = redis.time()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    # Millisecond precision: rounding to the second would leave up to quota/60 requests of
+    # room, a burst at every phase's start that the steady state does not have.
+    current = -(-quota * (now_ms % 60_000) // 60_000) + 1
+    redis.hset(key, mapping={"w": now_ms // 60_000, "c": current, "p": quota})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
