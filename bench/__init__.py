@@ -264,3 +264,51 @@ async def alternating(
 
     await asyncio.gather(*(worker(i) for i in range(in_flight)))
     return taken
+
+
+# --- tenants for the API benchmarks ------------------------------------------------------------
+
+BENCH_PASSWORD = "bench-correct-horse-battery"
+#: Per-minute limits far above any bench's load, so that every figure is the route's own (the
+#: limiter still checks and counts every request).
+UNLIMITED = 10**8
+
+
+def bench_tenant(
+    engine: Engine, redis: Any, slug: str, *, tenant_quota: int | None = UNLIMITED
+) -> Any:
+    """An enterprise tenant with an owner (``owner@<slug>.example.com``, BENCH_PASSWORD) and
+    its rate limits raised far above the load (the tenant limit left at the plan's when
+    ``tenant_quota`` is None)."""
+    from backend.platform import service
+    from backend.ratelimit import service as limits
+    from backend.ratelimit.schemas import LimitsIn
+
+    record = service.create_tenant(
+        engine,
+        redis,
+        slug=slug,
+        name=slug,
+        plan="enterprise",
+        owner_email=f"owner@{slug}.example.com",
+        owner_password=BENCH_PASSWORD,
+    )
+    raised = LimitsIn(
+        requests_per_minute=tenant_quota,
+        user_requests_per_minute=UNLIMITED,
+        write_requests_per_minute=UNLIMITED,
+        auth_requests_per_minute=UNLIMITED,
+    )
+    limits.put_limits(engine, redis, slug, raised)
+    return record
+
+
+async def bench_login(http: Any, slug: str) -> dict[str, str]:
+    """The owner's headers (X-Tenant and a bearer token), through ``http`` (an httpx client)."""
+    resp = await http.post(
+        "/api/v1/auth/login",
+        data={"username": f"owner@{slug}.example.com", "password": BENCH_PASSWORD},
+        headers={"X-Tenant": slug},
+    )
+    resp.raise_for_status()
+    return {"X-Tenant": slug, "Authorization": f"Bearer {resp.json()['access_token']}"}

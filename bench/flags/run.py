@@ -25,7 +25,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from bench import alternating, asgi_call, figure, progress, ratio, throwaway_database, verdict
+from bench import (
+    alternating,
+    asgi_call,
+    bench_login,
+    bench_tenant,
+    figure,
+    progress,
+    ratio,
+    throwaway_database,
+    verdict,
+)
 
 TARGET_ROUTE = 0.97
 IN_FLIGHT = 8
@@ -151,9 +161,6 @@ async def run(args: argparse.Namespace) -> None:
     from backend.flags.model import Feature
     from backend.kit.db import make_engine
     from backend.main import create_app
-    from backend.platform import service
-    from backend.ratelimit import service as limits
-    from backend.ratelimit.schemas import LimitsIn
     from tenancy import migrate
 
     settings = get_settings()
@@ -161,27 +168,7 @@ async def run(args: argparse.Namespace) -> None:
     migrate.upgrade_shared(engine)
     redis = redis_sync.Redis.from_url(settings.redis_url)
     slug = f"bench-flags-{uuid.uuid4().hex[:8]}"
-    record = service.create_tenant(
-        engine,
-        redis,
-        slug=slug,
-        name=slug,
-        plan="enterprise",
-        owner_email=f"owner@{slug}.example.com",
-        owner_password="bench-correct-horse-battery",
-    )
-    high = 10**8  # both routes far below any limit: the figure is the flags' cost
-    limits.put_limits(
-        engine,
-        redis,
-        slug,
-        LimitsIn(
-            requests_per_minute=high,
-            user_requests_per_minute=high,
-            write_requests_per_minute=high,
-            auth_requests_per_minute=high,
-        ),
-    )
+    record = bench_tenant(engine, redis, slug)
     for body in definitions(str(record.id)):
         flags.put_flag(
             engine, redis, Feature.model_validate(body), overridable=False, actor="bench"
@@ -202,16 +189,7 @@ async def run(args: argparse.Namespace) -> None:
         costs = evaluation_costs(store, context)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.local") as http:
-            resp = await http.post(
-                "/api/v1/auth/login",
-                data={
-                    "username": f"owner@{slug}.example.com",
-                    "password": "bench-correct-horse-battery",
-                },
-                headers={"X-Tenant": slug},
-            )
-            resp.raise_for_status()
-            token = resp.json()["access_token"]
+            token = (await bench_login(http, slug))["Authorization"].split()[1]
         headers = [
             (b"host", b"api.local"),
             (b"x-tenant", slug.encode()),
