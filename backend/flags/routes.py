@@ -14,6 +14,8 @@ from backend.flags.schemas import FlagsOut, FlagValue, OverrideIn, OverrideOut, 
 from backend.identity.permissions import Principal, requires
 from backend.kit.deps import CurrentTenant, ResourcesDep
 from backend.kit.errors import problem_responses
+from backend.kit.resources import Resources
+from tenancy.registry import TenantRecord
 
 router = APIRouter(prefix="/api/v1/flags", tags=["flags"])
 AUTH_ERRORS = (400, 401, 403)
@@ -41,8 +43,15 @@ async def list_flags(
     return FlagsOut(flags={name: _value(v) for name, v in sorted(values.items())})
 
 
-def _actor(caller: Principal) -> str:
-    return f"{caller.kind}:{caller.id}"
+async def _switch(
+    res: Resources, tenant: TenantRecord, name: str, enabled: bool | None, caller: Principal
+) -> None:
+    """Set (or with None remove) the tenant's override; this process takes it at once."""
+    actor = f"{caller.kind}:{caller.id}"
+    await run_in_threadpool(
+        service.set_override, res.sync_engine, res.sync_redis, tenant.id, name, enabled, actor=actor
+    )
+    res.flags.refresh_soon()
 
 
 @router.put(
@@ -60,16 +69,7 @@ async def put_override(
     res: ResourcesDep,
     caller: Annotated[Principal, requires("flags:override")],
 ) -> OverrideOut:
-    await run_in_threadpool(
-        service.set_override,
-        res.sync_engine,
-        res.sync_redis,
-        tenant.id,
-        name,
-        data.enabled,
-        actor=_actor(caller),
-    )
-    res.flags.refresh_soon()
+    await _switch(res, tenant, name, data.enabled, caller)
     return OverrideOut(name=name, enabled=data.enabled)
 
 
@@ -85,14 +85,5 @@ async def delete_override(
     res: ResourcesDep,
     caller: Annotated[Principal, requires("flags:override")],
 ) -> Response:
-    await run_in_threadpool(
-        service.set_override,
-        res.sync_engine,
-        res.sync_redis,
-        tenant.id,
-        name,
-        None,
-        actor=_actor(caller),
-    )
-    res.flags.refresh_soon()
+    await _switch(res, tenant, name, None, caller)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
