@@ -40,6 +40,7 @@ from dataclasses import replace
 from typing import Any
 
 import redis
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -74,14 +75,15 @@ def _address(scope: Scope) -> str:
 def checks_for(scope: Scope, tenant_id: Any, limits: Limits, caller: str | None) -> list[Check]:
     """The rate policies of this request, keys under the tenant's hash tag."""
     address = _address(scope)
+    prefix = keys.tenant_key(tenant_id, "rl")  # validated once; the parts below are ours
     policies = [
-        ("tenant", keys.tenant_key(tenant_id, "rl", "tenant")),
-        ("user", keys.tenant_key(tenant_id, "rl", "user", _digest(caller or f"addr:{address}"))),
+        ("tenant", f"{prefix}:tenant"),
+        ("user", f"{prefix}:user:{_digest(caller or f'addr:{address}')}"),
     ]
     if scope["method"] not in SAFE_METHODS:
-        policies.append(("write", keys.tenant_key(tenant_id, "rl", "write")))
+        policies.append(("write", f"{prefix}:write"))
     if scope["path"].startswith(AUTH_PREFIX):
-        policies.append(("auth", keys.tenant_key(tenant_id, "rl", "auth", _digest(address))))
+        policies.append(("auth", f"{prefix}:auth:{_digest(address)}"))
     return [
         Check(name, key, limits.per_minute[name], WINDOW_SECONDS, name in limits.shadow)
         for name, key in policies
@@ -125,7 +127,7 @@ class RateLimitMiddleware:
         if limits is None:
             await self.app(scope, receive, send)
             return
-        authorization = _header(scope, b"authorization")
+        authorization = Headers(scope=scope).get("authorization")
         caller = self.caller_of(scope, authorization) if authorization else None
         checks = checks_for(scope, tenant.id, limits, caller)
         concurrency = None
@@ -281,10 +283,3 @@ class RateLimitMiddleware:
         if now - self._logged_at >= LOG_EVERY:
             self._logged_at = now
             log.warning(message, *args)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
