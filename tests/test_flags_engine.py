@@ -387,6 +387,27 @@ def test_a_matching_strategy_with_variants_wins_and_hashes_by_its_group() -> Non
         assert engine.variant("f", Context(user_id=user, plan="free")).name == "feature"
 
 
+def test_strategies_are_evaluated_by_sort_order() -> None:
+    """The first matching strategy gives the variant: the one with the lowest sortOrder, not
+    the first in the list; a strategy without sortOrder sorts as 9999, ties keep the order."""
+
+    def strategy(variant: str, sort_order: int | None = None) -> dict[str, Any]:
+        made = {"name": "default", "variants": _variants((variant, 1))}
+        return made if sort_order is None else {**made, "sortOrder": sort_order}
+
+    def chosen(*strategies: dict[str, Any]) -> str:
+        return _engine(_feature(strategies=list(strategies))).variant("f", Context()).name
+
+    assert chosen(strategy("second", 2), strategy("first", 1)) == "first"
+    assert chosen(strategy("unsorted"), strategy("sorted", 5)) == "sorted"
+    assert chosen(strategy("late", 10_000), strategy("unsorted")) == "unsorted"
+    assert chosen(strategy("a", 1), strategy("b", 1)) == "a"
+    assert chosen(strategy("a"), strategy("b")) == "a"
+    # Kept in the definition as given (the API returns what it was sent).
+    feature = Feature.model_validate(_feature(strategies=[strategy("x", 3)]))
+    assert feature.model_dump(by_alias=True)["strategies"][0]["sortOrder"] == 3
+
+
 def test_strategy_variants_use_the_strategy_stickiness() -> None:
     params = {"rollout": "100", "stickiness": "tenantId", "groupId": "g"}
     strategy = {

@@ -159,10 +159,18 @@ def _compile_feature(feature: Feature, segments: Mapping[int, tuple[Check, ...]]
         definition=feature,
         enabled=feature.enabled,
         dependencies=tuple(feature.dependencies),
-        strategies=tuple(_compile_strategy(s, feature.name, segments) for s in feature.strategies)
+        strategies=tuple(
+            _compile_strategy(s, feature.name, segments) for s in _in_order(feature.strategies)
+        )
         or (_NO_STRATEGIES,),
         variants=VariantSet.build(feature.variants, feature.name, first_stickiness),
     )
+
+
+def _in_order(strategies: list[Strategy]) -> list[Strategy]:
+    """By ``sortOrder``, as Unleash's server serves them: a strategy without one sorts as
+    9999 (the column default of Unleash's feature_strategies), ties keep the given order."""
+    return sorted(strategies, key=lambda s: 9999 if s.sort_order is None else s.sort_order)
 
 
 def _compile_strategy(

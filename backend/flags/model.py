@@ -109,6 +109,9 @@ class Strategy(_Model):
     variants: NullableList[VariantDefinition] = []
     #: Switched off in the admin UI without being deleted: never matches.
     disabled: bool = False
+    #: Evaluation order, lowest first (Unleash's server sorts by it before serving);
+    #: one without sorts as 9999 (the default of Unleash's column); ties keep the given order.
+    sort_order: int | float | None = None
 
     @field_validator("parameters", mode="before")
     @classmethod
