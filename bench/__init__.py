@@ -15,7 +15,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -240,7 +240,7 @@ async def asgi_call(
 
 
 async def alternating(
-    calls: dict[str, Callable[[], Any]], seconds: float, in_flight: int = 8
+    calls: Mapping[str, Callable[[], Any]], seconds: float, in_flight: int = 8
 ) -> dict[str, list[float]]:
     """Seconds each call took, per label: ``in_flight`` workers each call every label in turn
     (the order rotating) until ``seconds`` have passed. Interleaving request by request puts
