@@ -4,6 +4,7 @@ and Redis losing the snapshot or going away never leaves a process without flags
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import subprocess
@@ -172,6 +173,64 @@ def test_a_change_whose_publication_failed_is_found_by_the_periodic_check(
         # Redis still holds the older snapshot: the periodic check finds PostgreSQL ahead.
         assert wait_until(lambda: not store.is_enabled(name, Context()), 10)
         assert service.latest_version(sync_engine) == store.version
+    finally:
+        store.stop()
+
+
+class _Recording(redis_sync.Redis):
+    """A real client that keeps the commands it sent."""
+
+    sent: list[tuple[Any, ...]]
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(args)
+        return super().execute_command(*args, **options)
+
+
+def test_the_periodic_check_reads_the_snapshot_only_when_it_is_newer(
+    settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
+) -> None:
+    name = f"cheap.{uuid.uuid4().hex[:8]}"
+    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    store = FlagStore(
+        settings.redis_url,
+        lambda: service.load(sync_engine),
+        latest=lambda: service.latest_version(sync_engine),
+        check_seconds=30,
+    )
+    client = _Recording.from_url(settings.redis_url)
+    client.sent = []
+    try:
+        assert store.refresh()  # the copy, without a listener that would take the change
+        assert not store._refresh(client, periodic=True)  # nothing new: the version only
+        assert client.sent == [("HGET", service.SNAPSHOT_KEY, "version")]
+        client.sent.clear()
+        service.put_flag(
+            sync_engine, sync_redis, _feature(name, False), overridable=False, actor="test"
+        )
+        assert store._refresh(client, periodic=True)
+        assert ("HGET", service.SNAPSHOT_KEY, "state") in client.sent
+        assert store.version == service.latest_version(sync_engine)
+        assert not store.is_enabled(name, Context())
+    finally:
+        store.stop()
+        client.close()
+
+
+def test_a_snapshot_in_the_earlier_layout_is_replaced(
+    settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
+) -> None:
+    """Earlier builds kept the snapshot as one JSON string: read past, then replaced."""
+    name = f"layout.{uuid.uuid4().hex[:8]}"
+    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    sync_redis.delete(service.SNAPSHOT_KEY)
+    sync_redis.set(service.SNAPSHOT_KEY, json.dumps(service.load(sync_engine)))
+    store = _store(settings, sync_engine)
+    try:
+        store.start()
+        assert store.is_enabled(name, Context())
+        assert sync_redis.type(service.SNAPSHOT_KEY) == b"hash"
+        assert int(sync_redis.hget(service.SNAPSHOT_KEY, "version") or 0) == store.version
     finally:
         store.stop()
 

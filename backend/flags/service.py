@@ -32,16 +32,17 @@ OVERRIDES = cast(Table, FlagOverride.__table__)
 AUDIT = cast(Table, FlagAudit.__table__)
 STATE = cast(Table, FlagState.__table__)
 
+#: A hash: ``version`` (an integer, what the periodic checks read) and ``state`` (the JSON
+#: snapshot, read only when the version is newer than a process's copy).
 SNAPSHOT_KEY = keys.platform_key("flags", "snapshot")
 CHANNEL = keys.platform_key("flags", "changed")
-#: SET the snapshot only if its version is newer than the stored one.
+#: Store the snapshot only if its version is newer than the stored one. (A string here is the
+#: layout of earlier builds: replaced.)
 _PUBLISH = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local stored = cjson.decode(current)['version']
-  if stored >= tonumber(ARGV[2]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1])
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' then redis.call('DEL', KEYS[1]) end
+local stored = redis.call('HGET', KEYS[1], 'version')
+if stored and tonumber(stored) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'state', ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[2])
 return 1
 """

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis as redis_sync
 
@@ -151,31 +151,61 @@ class FlagStore:
             client.close()
 
     def _refresh(self, client: redis_sync.Redis, *, periodic: bool = False) -> bool:
-        raw = None
+        """Make the copy current. Redis's version is read first (a few bytes); the snapshot
+        only when that is newer than the copy. ``periodic``: also compare with PostgreSQL's
+        version, which is newer when a change's publication failed (Redis away for its
+        writer): then the state is read from PostgreSQL and put in Redis for the others."""
+        reachable = True
+        stored: int | None = None
         try:
-            raw = client.get(SNAPSHOT_KEY)
+            raw_version = client.hget(SNAPSHOT_KEY, "version")
+            stored = int(raw_version) if raw_version is not None else None
+        except redis_sync.ResponseError as exc:  # e.g. the key in an earlier build's layout
+            log.debug("flags: unreadable snapshot in Redis, reading PostgreSQL (%s)", exc)
         except redis_sync.RedisError as exc:
+            reachable = False
             log.debug("flags: Redis unavailable, reading PostgreSQL (%s)", exc)
-        state = json.loads(raw) if raw is not None else None
-        if state is not None and periodic and self._latest is not None:
-            # A change whose publication failed (Redis away for its writer) is newer in
-            # PostgreSQL than in Redis: read it from there, and put it in Redis for the others.
-            try:
-                if self._latest() > int(state["version"]):
-                    state = None
-            except Exception as exc:
-                log.debug("flags: could not read the version from PostgreSQL: %s", exc)
+        if stored is not None and periodic and (self._postgres_version() or 0) > stored:
+            stored = None
+        state = None
+        if stored is not None:
+            if stored <= self._copy.version:
+                return False
+            state = self._stored_state(client)
         if state is None:
+            latest = self._postgres_version() if not reachable else None
+            if latest is not None and latest <= self._copy.version:
+                return False  # nothing to repair while Redis is away, nothing newer to load
             try:
                 state = self._load()
             except Exception as exc:  # keep the copy we have
                 log.warning("flags: could not load definitions: %s", exc)
                 return False
-            publish(client, state)  # Redis lost it (restart, flush): put it back
+            if reachable:
+                publish(client, state)  # Redis lost it (restart, flush): put it back
         if int(state["version"]) <= self._copy.version:
             return False
         self._copy = build(state)
         return True
+
+    def _postgres_version(self) -> int | None:
+        """PostgreSQL's version, None when there is no reader for it or the read fails."""
+        if self._latest is None:
+            return None
+        try:
+            return self._latest()
+        except Exception as exc:
+            log.debug("flags: could not read the version from PostgreSQL: %s", exc)
+            return None
+
+    @staticmethod
+    def _stored_state(client: redis_sync.Redis) -> dict[str, Any] | None:
+        try:
+            raw = client.hget(SNAPSHOT_KEY, "state")
+        except redis_sync.RedisError as exc:
+            log.debug("flags: Redis unavailable, reading PostgreSQL (%s)", exc)
+            return None
+        return cast(dict[str, Any], json.loads(raw)) if raw is not None else None
 
     def _listen(self) -> None:
         client = redis_sync.Redis.from_url(
