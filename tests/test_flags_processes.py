@@ -25,28 +25,6 @@ from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
-WATCHER = """
-import sys, time
-from backend.config import get_settings
-from backend.flags import service
-from backend.flags.context import Context
-from backend.kit.db import make_engine
-from backend.flags.store import FlagStore
-
-settings = get_settings()
-engine = make_engine(settings.database_url, pool_size=1)
-store = FlagStore(settings.redis_url, lambda: service.load(engine), check_seconds=30)
-store.start()
-name, last = sys.argv[1], None
-print("ready", flush=True)
-while True:
-    now = store.is_enabled(name, Context())
-    if now != last:
-        print("on" if now else "off", repr(time.time()), flush=True)
-        last = now
-    time.sleep(0.005)
-"""
-
 
 def _feature(name: str, enabled: bool) -> Feature:
     return Feature.model_validate({"name": name, "enabled": enabled, "strategies": []})
@@ -58,13 +36,15 @@ def _store(settings: Any, engine: Any, redis_url: str | None = None) -> FlagStor
     )
 
 
-def test_the_kill_switch_reaches_another_process_within_a_second(
+def test_the_kill_switch_reaches_another_process_by_its_notice(
     settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
 ) -> None:
+    """The watcher's periodic check is an hour away: only the pub/sub notice can bring the
+    change. (How fast it comes is measured by bench/flags: 1 s is the contract.)"""
     name = f"kill.{uuid.uuid4().hex[:8]}"
     service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
     proc = subprocess.Popen(
-        [sys.executable, "-c", WATCHER, name],
+        [sys.executable, "-m", "bench.flags.watcher", name, "--exit-after", "30"],
         cwd=ROOT,
         env=os.environ,
         stdout=subprocess.PIPE,
@@ -79,11 +59,11 @@ def test_the_kill_switch_reaches_another_process_within_a_second(
             sync_engine, sync_redis, _feature(name, False), overridable=False, actor="test"
         )
         committed = time.time()
-        state, at = proc.stdout.readline().split()
-        assert state == "off"
-        took = float(at) - committed
-        print(f"kill switch seen by another process after {took * 1000:.0f} ms")
-        assert took < 1.0
+        state, *at = proc.stdout.readline().split()
+        assert state == "off"  # not "exit": the change came before the watcher gave up
+        print(
+            f"kill switch seen by another process after {(float(at[0]) - committed) * 1000:.0f} ms"
+        )
     finally:
         proc.kill()
         proc.wait(10)
