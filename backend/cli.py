@@ -1,5 +1,5 @@
-"""The `tenantflow` command: tenants, operators, dead letters, migrate, services, dev, api,
-worker, beat, mail."""
+"""The `tenantflow` command: tenants, operators, dead letters, flags, limits, migrate,
+services, dev, api, worker, beat, mail."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from backend.config import get_settings
 from backend.events.cli import dead_letters_app
 from backend.flags.cli import flags_app
 from backend.operators.cli import operators_app
+from backend.ratelimit.cli import limits_app
 
 app = typer.Typer(help="Tenantflow: multi-tenant task and workflow backend.", no_args_is_help=True)
 tenants_app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(mail_app, name="mail")
 app.add_typer(operators_app, name="operators")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(flags_app, name="flags")
+app.add_typer(limits_app, name="limits")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -74,6 +74,9 @@ def test_help_documents_every_command():
         ["beat"],
         ["api"],
         ["services"],
+        ["flags"],
+        ["limits"],
+        ["limits", "set"],
     ):
         result = cli(*args, "--help")
         assert result.returncode == 0 and "Usage" in result.stdout, args

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 
 from backend.flags import service
-from backend.flags.schemas import AuditEntry, FeatureIn, SegmentIn
+from backend.flags.schemas import AuditEntry, FeatureIn, SegmentIn, flag_out, tenant_overridable
 from backend.kit.deps import ResourcesDep
 from backend.kit.errors import Problem, problem_responses
 from backend.platform.deps import Operator, OperatorPrincipal
@@ -17,7 +17,6 @@ from backend.platform.deps import Operator, OperatorPrincipal
 router = APIRouter(prefix="/platform/v1", tags=["platform"])
 FlagName = Annotated[str, Path(min_length=1, max_length=200, description="The flag's name.")]
 SegmentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The segment's id.")]
-OVERRIDABLE = "tenantOverridable"
 
 # Plain `def` like the other platform routes: the writes are synchronous.
 
@@ -26,23 +25,13 @@ def _actor(op: OperatorPrincipal) -> str:
     return op.email or op.via
 
 
-def _flag_out(row: dict[str, Any]) -> dict[str, Any]:
-    """The feature as stored, with our fields beside Unleash's."""
-    return {
-        **row["definition"],
-        OVERRIDABLE: row["tenant_overridable"],
-        "updatedAt": row["updated_at"].isoformat(),
-        "updatedBy": row["updated_by"],
-    }
-
-
 @router.get(
     "/flags",
     responses=problem_responses(401),
     summary="List every flag (Unleash feature JSON, with tenantOverridable)",
 )
 def list_flags(_op: Operator, res: ResourcesDep) -> list[dict[str, Any]]:
-    return [_flag_out(r) for r in service.list_flags(res.sync_engine)]
+    return [flag_out(r) for r in service.list_flags(res.sync_engine)]
 
 
 @router.get(
@@ -51,7 +40,7 @@ def list_flags(_op: Operator, res: ResourcesDep) -> list[dict[str, Any]]:
     summary="Get a flag",
 )
 def get_flag(name: FlagName, _op: Operator, res: ResourcesDep) -> dict[str, Any]:
-    return _flag_out(service.get_flag(res.sync_engine, name))
+    return flag_out(service.get_flag(res.sync_engine, name))
 
 
 @router.put(
@@ -74,17 +63,18 @@ def put_flag(
         raise Problem(
             422, "name-mismatch", f"The body's name '{feature.name}' is not the path's '{name}'."
         )
-    overridable = (feature.model_extra or {}).get(OVERRIDABLE, False)
-    if not isinstance(overridable, bool):
-        raise Problem(422, "validation-error", f"{OVERRIDABLE} must be true or false.")
     row, created = service.put_flag(
-        res.sync_engine, res.sync_redis, feature, overridable=overridable, actor=_actor(op)
+        res.sync_engine,
+        res.sync_redis,
+        feature,
+        overridable=tenant_overridable(feature),
+        actor=_actor(op),
     )
     res.flags.refresh_soon()
     if created:
         response.status_code = status.HTTP_201_CREATED
         response.headers["Location"] = f"/platform/v1/flags/{name}"
-    return _flag_out(row)
+    return flag_out(row)
 
 
 @router.delete(

@@ -9,7 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.flags.model import Feature, Segment
+from backend.kit.errors import Problem
 from backend.kit.types import JsonBool
+
+OVERRIDABLE = "tenantOverridable"
 
 
 class OverrideIn(BaseModel):
@@ -63,3 +66,21 @@ class FeatureIn(Feature):
 
 class SegmentIn(Segment):
     model_config = ConfigDict(strict=True)
+
+
+def tenant_overridable(feature: FeatureIn) -> bool:
+    """The body's ``tenantOverridable`` (false when absent); 422 unless a boolean."""
+    overridable = (feature.model_extra or {}).get(OVERRIDABLE, False)
+    if not isinstance(overridable, bool):
+        raise Problem(422, "validation-error", f"{OVERRIDABLE} must be true or false.")
+    return overridable
+
+
+def flag_out(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored flag as operators see it: the feature, with our fields beside Unleash's."""
+    return {
+        **row["definition"],
+        OVERRIDABLE: row["tenant_overridable"],
+        "updatedAt": row["updated_at"].isoformat(),
+        "updatedBy": row["updated_by"],
+    }
