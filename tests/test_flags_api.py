@@ -73,6 +73,29 @@ async def test_operators_create_read_replace_and_delete_flags_with_history(
     assert entries[0]["version"] > entries[1]["version"] > entries[2]["version"]
 
 
+async def test_a_read_flag_put_back_stores_only_its_definition(
+    client: httpx.AsyncClient, platform_headers: dict[str, str]
+) -> None:
+    """GET, edit, PUT: the fields the API adds (tenantOverridable, updatedAt, updatedBy) are
+    not stored inside the definition, and the definition reads back the same."""
+    name = flag_name()
+    body = {"name": name, "enabled": True, "tenantOverridable": True}
+    assert (await put_flag(client, platform_headers, body)).status_code == 201
+    got = (await client.get(f"/platform/v1/flags/{name}", headers=platform_headers)).json()
+    replaced = await put_flag(client, platform_headers, {**got, "enabled": False})
+    assert replaced.status_code == 200, replaced.text
+    history = await client.get(f"/platform/v1/flags/{name}/history", headers=platform_headers)
+    stored = history.json()[0]["after"]["definition"]
+    assert stored["enabled"] is False
+    assert not {"tenantOverridable", "updatedAt", "updatedBy"} & set(stored)
+    again = (await client.get(f"/platform/v1/flags/{name}", headers=platform_headers)).json()
+    assert again["tenantOverridable"] is True
+    assert {k: v for k, v in again.items() if k not in ("updatedAt", "enabled")} == {
+        k: v for k, v in got.items() if k not in ("updatedAt", "enabled")
+    }
+    await client.delete(f"/platform/v1/flags/{name}", headers=platform_headers)
+
+
 async def test_bad_definitions_are_refused_with_a_clear_422(
     client: httpx.AsyncClient, platform_headers: dict[str, str]
 ) -> None:

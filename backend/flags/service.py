@@ -144,7 +144,10 @@ def put_flag(
 ) -> tuple[dict[str, Any], bool]:
     """Create or replace a flag; (its row as stored, whether it was created)."""
     definition = dump(feature)
-    definition.pop("tenantOverridable", None)  # kept in its own column
+    # Ours, not the definition's: the first in its own column, the others written by the
+    # store. A GET's output put back (edited) must not store them inside the definition.
+    for key in ("tenantOverridable", "updatedAt", "updatedBy"):
+        definition.pop(key, None)
     with engine.begin() as conn:
         version = _bump(conn)
         _check_segments(conn, feature)
