@@ -30,6 +30,10 @@ def _feature(name: str, enabled: bool) -> Feature:
     return Feature.model_validate({"name": name, "enabled": enabled, "strategies": []})
 
 
+def _put(engine: Any, redis: Any, name: str, enabled: bool) -> None:
+    service.put_flag(engine, redis, _feature(name, enabled), overridable=False, actor="test")
+
+
 def _store(settings: Any, engine: Any, redis_url: str | None = None) -> FlagStore:
     return FlagStore(
         redis_url or settings.redis_url, lambda: service.load(engine), check_seconds=30
@@ -42,7 +46,7 @@ def test_the_kill_switch_reaches_another_process_by_its_notice(
     """The watcher's periodic check is an hour away: only the pub/sub notice can bring the
     change. (How fast it comes is measured by bench/flags: 1 s is the contract.)"""
     name = f"kill.{uuid.uuid4().hex[:8]}"
-    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    _put(sync_engine, sync_redis, name, True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.flags.watcher", name, "--exit-after", "30"],
         cwd=ROOT,
@@ -55,9 +59,7 @@ def test_the_kill_switch_reaches_another_process_by_its_notice(
         assert proc.stdout.readline().strip() == "ready"
         assert proc.stdout.readline().split()[0] == "on"
         time.sleep(0.5)  # the watcher is listening
-        service.put_flag(
-            sync_engine, sync_redis, _feature(name, False), overridable=False, actor="test"
-        )
+        _put(sync_engine, sync_redis, name, False)
         committed = time.time()
         state, *at = proc.stdout.readline().split()
         assert state == "off"  # not "exit": the change came before the watcher gave up
@@ -82,7 +84,7 @@ def test_a_forked_child_keeps_its_copy_current(
     settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
 ) -> None:
     name = f"fork.{uuid.uuid4().hex[:8]}"
-    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    _put(sync_engine, sync_redis, name, True)
     store = _store(settings, sync_engine)
     store.start()  # loaded before the fork, as under gunicorn --preload
     try:
@@ -91,9 +93,7 @@ def test_a_forked_child_keeps_its_copy_current(
         child = fork.Process(target=_child, args=(store, name, child_end))
         child.start()
         assert parent_end.recv() is True
-        service.put_flag(
-            sync_engine, sync_redis, _feature(name, False), overridable=False, actor="test"
-        )
+        _put(sync_engine, sync_redis, name, False)
         parent_end.send("changed")
         assert parent_end.poll(10), "the child did not answer"
         assert parent_end.recv() is False, "the child kept a stale copy"
@@ -107,7 +107,7 @@ def test_redis_losing_the_snapshot_is_repaired_from_postgresql(
     settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
 ) -> None:
     name = f"lost.{uuid.uuid4().hex[:8]}"
-    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    _put(sync_engine, sync_redis, name, True)
     sync_redis.delete(service.SNAPSHOT_KEY)  # a Redis restart or flush
     store = _store(settings, sync_engine)
     try:
@@ -122,7 +122,7 @@ def test_without_redis_a_process_still_evaluates(
     settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
 ) -> None:
     name = f"noredis.{uuid.uuid4().hex[:8]}"
-    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    _put(sync_engine, sync_redis, name, True)
     store = _store(settings, sync_engine, redis_url="redis://127.0.0.1:1/0")
     try:
         store.start()
@@ -136,7 +136,7 @@ def test_a_change_whose_publication_failed_is_found_by_the_periodic_check(
     settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = f"later.{uuid.uuid4().hex[:8]}"
-    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    _put(sync_engine, sync_redis, name, True)
     store = FlagStore(
         settings.redis_url,
         lambda: service.load(sync_engine),
@@ -148,7 +148,7 @@ def test_a_change_whose_publication_failed_is_found_by_the_periodic_check(
         assert store.is_enabled(name, Context())
         # The change is stored but its publication fails (Redis away for the writer).
         gone = redis_sync.Redis(host="127.0.0.1", port=1)
-        service.put_flag(sync_engine, gone, _feature(name, False), overridable=False, actor="t")
+        _put(sync_engine, gone, name, False)
         assert not service.publish(gone, service.load(sync_engine))
         # Redis still holds the older snapshot: the periodic check finds PostgreSQL ahead.
         assert wait_until(lambda: not store.is_enabled(name, Context()), 10)
@@ -171,7 +171,7 @@ def test_the_periodic_check_reads_the_snapshot_only_when_it_is_newer(
     settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
 ) -> None:
     name = f"cheap.{uuid.uuid4().hex[:8]}"
-    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    _put(sync_engine, sync_redis, name, True)
     store = FlagStore(
         settings.redis_url,
         lambda: service.load(sync_engine),
@@ -185,9 +185,7 @@ def test_the_periodic_check_reads_the_snapshot_only_when_it_is_newer(
         assert not store._refresh(client, periodic=True)  # nothing new: the version only
         assert client.sent == [("HGET", service.SNAPSHOT_KEY, "version")]
         client.sent.clear()
-        service.put_flag(
-            sync_engine, sync_redis, _feature(name, False), overridable=False, actor="test"
-        )
+        _put(sync_engine, sync_redis, name, False)
         assert store._refresh(client, periodic=True)
         assert ("HGET", service.SNAPSHOT_KEY, "state") in client.sent
         assert store.version == service.latest_version(sync_engine)
@@ -202,7 +200,7 @@ def test_a_snapshot_in_the_earlier_layout_is_replaced(
 ) -> None:
     """Earlier builds kept the snapshot as one JSON string: read past, then replaced."""
     name = f"layout.{uuid.uuid4().hex[:8]}"
-    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    _put(sync_engine, sync_redis, name, True)
     sync_redis.delete(service.SNAPSHOT_KEY)
     sync_redis.set(service.SNAPSHOT_KEY, json.dumps(service.load(sync_engine)))
     store = _store(settings, sync_engine)
@@ -221,7 +219,7 @@ def test_workers_get_one_store_per_process(
     from backend.flags.store import process_store
 
     name = f"worker.{uuid.uuid4().hex[:8]}"
-    service.put_flag(sync_engine, sync_redis, _feature(name, True), overridable=False, actor="test")
+    _put(sync_engine, sync_redis, name, True)
     store = process_store()
     assert process_store() is store
     assert wait_until(lambda: store.is_enabled(name, Context()), 10)
