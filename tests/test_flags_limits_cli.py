@@ -26,7 +26,7 @@ def published(sync_redis: Any, name: str) -> bool:
     from backend.flags import service
     from backend.flags.store import build
 
-    copy = build(json.loads(sync_redis.get(service.SNAPSHOT_KEY)))
+    copy = build(json.loads(sync_redis.hget(service.SNAPSHOT_KEY, "state")))
     return copy.engine.is_enabled(name)
 
 
@@ -108,7 +108,7 @@ def test_flag_put_list_show_kill_switch_and_history(
     assert f"flag {name} switched: off" in disabled.stdout
     # Published: a process building its copy now has the flag off, strategies kept.
     assert service.latest_version(sync_engine) == version + 1
-    assert json.loads(sync_redis.get(service.SNAPSHOT_KEY))["version"] == version + 1
+    assert int(sync_redis.hget(service.SNAPSHOT_KEY, "version")) == version + 1
     assert published(sync_redis, name) is False
     stored = service.get_flag(sync_engine, name)
     assert stored["definition"]["strategies"] == strategies and stored["tenant_overridable"] is True
