@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import uuid
@@ -73,7 +74,61 @@ async def test_key_is_kept_24_hours_under_the_tenants_hash_tag(
     stored = idempotency_key(tenant.id, caller, key)
     assert stored.startswith(f"tf:{{{tenant.id}}}:idem:")
     assert 86400 - 60 < sync_redis.ttl(stored) <= 86400
-    assert json.loads(sync_redis.get(stored))["status"] == 201
+    record = json.loads(sync_redis.get(stored))
+    assert record["state"] == "done" and set(record) == {"state", "owner", "fp", "sealed"}
+
+
+async def test_a_stored_secret_is_readable_only_with_the_clients_key(
+    client: httpx.AsyncClient, make_tenant: Any, sync_redis: Any
+) -> None:
+    """An API key's creation answers with its secret: the stored result is encrypted with a
+    key derived from the Idempotency-Key, which the store does not hold."""
+    tenant = make_tenant("idem")
+    headers = await login(client, tenant)
+    key = _key()
+    body = {"name": "ci", "role": "member"}
+    first = await client.post(
+        "/api/v1/api-keys", json=body, headers={**headers, "Idempotency-Key": key}
+    )
+    assert first.status_code == 201, first.text
+    secret = first.json()["key"]
+    me = (await client.get("/api/v1/users/me", headers=headers)).json()["id"]
+    caller = hashlib.sha256(f"user:{me}".encode()).hexdigest()
+    stored = sync_redis.get(idempotency_key(tenant.id, caller, key))
+    assert stored is not None
+    for form in (secret, secret.encode().hex(), base64.b64encode(secret.encode()).decode()):
+        assert form.encode() not in stored
+    assert base64.b64encode(first.content)[:40] not in stored
+    replay = await client.post(
+        "/api/v1/api-keys", json=body, headers={**headers, "Idempotency-Key": key}
+    )
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["key"] == secret
+
+
+async def test_a_result_stored_in_clear_by_an_earlier_build_still_replays(
+    client: httpx.AsyncClient, make_tenant: Any, sync_redis: Any
+) -> None:
+    tenant = make_tenant("idem")
+    headers = await login(client, tenant)
+    key = _key()
+    first = await _project(client, headers, key, "Apollo")
+    me = (await client.get("/api/v1/users/me", headers=headers)).json()["id"]
+    caller = hashlib.sha256(f"user:{me}".encode()).hexdigest()
+    stored = idempotency_key(tenant.id, caller, key)
+    record = json.loads(sync_redis.get(stored))
+    clear = {
+        "state": "done",
+        "owner": "",
+        "fp": record["fp"],
+        "status": 201,
+        "headers": {"content-type": "application/json"},
+        "body": base64.b64encode(first.content).decode(),
+    }
+    sync_redis.set(stored, json.dumps(clear), ex=60)
+    again = await _project(client, headers, key, "Apollo")
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
 
 
 async def test_other_tenant_and_other_caller_run_fresh(

@@ -13,7 +13,11 @@ For a POST under /api/ that carries ``Idempotency-Key`` and a credential (``Auth
   stored response (status, body, Content-Type, Location, ETag) with ``Idempotent-Replayed:
   true``; with another request it is 422 ``idempotency-key-reused``; while the first request
   still runs it is 409 ``idempotency-key-in-use``;
-- results are kept ``ttl`` seconds (24 h). Responses that ask for a retry are not stored and
+- results are kept ``ttl`` seconds (24 h), encrypted (AES-GCM) with a key derived from the
+  client's ``Idempotency-Key``, which the store never holds (the Redis key names its SHA-256):
+  a response that carries a secret (an API key's creation) is not readable from Redis, its
+  dumps or replicas, only by a retry that presents the same key (so clients should use random
+  keys, such as UUIDs). Responses that ask for a retry are not stored and
   the key is released: status >= 500, 408/425/429, or any response with ``Retry-After``
   (a deadlock's 409); nor are 401/403 (the request was not processed: the caller's access may
   change) or a response larger than ``MAX_STORED_BYTES``;
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -37,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette._utils import get_route_path
@@ -82,6 +89,33 @@ return 1
 """
 
 
+def _sealing_key(client_key: str, redis_key: str) -> AESGCM:
+    """The cipher of one stored result: keyed by the client's Idempotency-Key (never stored)
+    and bound to the record's Redis key."""
+    material = hmac.new(
+        client_key.encode("ascii"),
+        b"tenantflow idempotency v1\n" + redis_key.encode(),
+        hashlib.sha256,
+    ).digest()
+    return AESGCM(material)
+
+
+def _seal(cipher: AESGCM, redis_key: str, payload: dict[str, Any]) -> str:
+    nonce = secrets.token_bytes(12)
+    sealed = cipher.encrypt(nonce, json.dumps(payload).encode(), redis_key.encode())
+    return base64.b64encode(nonce + sealed).decode()
+
+
+def _unseal(cipher: AESGCM, redis_key: str, sealed: str) -> dict[str, Any] | None:
+    raw = base64.b64decode(sealed)
+    try:
+        plain = cipher.decrypt(raw[:12], raw[12:], redis_key.encode())
+    except InvalidTag:
+        return None
+    result: dict[str, Any] = json.loads(plain)
+    return result
+
+
 def valid_key(value: str) -> bool:
     return 0 < len(value) <= MAX_KEY_LENGTH and all(" " <= c <= "~" for c in value)
 
@@ -102,20 +136,23 @@ class _Captured:
             and not retry
         )
 
-    def record(self, fingerprint: str) -> str:
+    def record(self, fingerprint: str, cipher: AESGCM, redis_key: str) -> str:
         kept = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in self.headers
             if name.decode("latin-1").lower() in _REPLAYED_HEADERS
+        }
+        response = {
+            "status": self.status,
+            "headers": kept,
+            "body": base64.b64encode(bytes(self.body)).decode(),
         }
         return json.dumps(
             {
                 "state": "done",
                 "owner": "",
                 "fp": fingerprint,
-                "status": self.status,
-                "headers": kept,
-                "body": base64.b64encode(bytes(self.body)).decode(),
+                "sealed": _seal(cipher, redis_key, response),
             }
         )
 
@@ -222,10 +259,14 @@ class IdempotencyMiddleware:
                 headers={"Retry-After": "5"},
             )
             return
+        cipher = _sealing_key(key, redis_key)
         if existing is not None:
-            await self._answer_existing(scope, receive, send, json.loads(existing), fingerprint)
+            record = json.loads(existing)
+            await self._answer_existing(
+                scope, receive, send, record, fingerprint, cipher, redis_key
+            )
             return
-        await self._run(scope, receive, send, body, redis, redis_key, owner, fingerprint)
+        await self._run(scope, receive, send, body, redis, redis_key, owner, fingerprint, cipher)
 
     @staticmethod
     def _replay(body: bytes, receive: Receive) -> Receive:
@@ -251,6 +292,7 @@ class IdempotencyMiddleware:
         redis_key: str,
         owner: str,
         fingerprint: str,
+        cipher: AESGCM,
     ) -> None:
         captured = _Captured()
         replay_receive = self._replay(body, receive)
@@ -266,7 +308,7 @@ class IdempotencyMiddleware:
                         captured.too_big = True
                         captured.body.clear()
                 if not message.get("more_body", False):
-                    await self._finish(redis, redis_key, owner, captured, fingerprint)
+                    await self._finish(redis, redis_key, owner, captured, fingerprint, cipher)
             await send(message)
 
         try:
@@ -282,10 +324,11 @@ class IdempotencyMiddleware:
         owner: str,
         captured: _Captured,
         fingerprint: str,
+        cipher: AESGCM,
     ) -> None:
         # Stored before the last body chunk goes out, so a retry sent the moment the client
         # has the answer finds it.
-        record = captured.record(fingerprint) if captured.storable() else ""
+        record = captured.record(fingerprint, cipher, redis_key) if captured.storable() else ""
         try:
             await redis.eval(_SET_IF_OWNER, 1, redis_key, owner, record, str(self.ttl))  # type: ignore[misc]
         except _REDIS_DOWN:
@@ -299,7 +342,14 @@ class IdempotencyMiddleware:
             log.warning("could not release idempotency key %s", redis_key, exc_info=True)
 
     async def _answer_existing(
-        self, scope: Scope, receive: Receive, send: Send, record: dict[str, Any], fp: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        record: dict[str, Any],
+        fp: str,
+        cipher: AESGCM,
+        redis_key: str,
     ) -> None:
         if record.get("fp") != fp:
             await self._problem(
@@ -322,14 +372,28 @@ class IdempotencyMiddleware:
                 headers={"Retry-After": "1"},
             )
             return
+        # A record of an earlier build holds the response in clear.
+        response = _unseal(cipher, redis_key, record["sealed"]) if "sealed" in record else record
+        if response is None:  # the same key's hash, another key: a collision or tampering
+            await self._problem(
+                scope,
+                receive,
+                send,
+                422,
+                "idempotency-key-reused",
+                f"The result stored under this {HEADER} cannot be read with it; use a new key.",
+            )
+            return
         headers = [
             (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in record["headers"].items()
+            for name, value in response["headers"].items()
         ]
         headers.append((REPLAYED_HEADER.lower().encode(), b"true"))
-        content = base64.b64decode(record["body"])
+        content = base64.b64decode(response["body"])
         headers.append((b"content-length", str(len(content)).encode()))
-        await send({"type": "http.response.start", "status": record["status"], "headers": headers})
+        await send(
+            {"type": "http.response.start", "status": response["status"], "headers": headers}
+        )
         await send({"type": "http.response.body", "body": content, "more_body": False})
 
     async def _read_body(self, receive: Receive) -> bytes | None:
