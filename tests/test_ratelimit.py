@@ -319,3 +319,20 @@ async def test_the_policy_header_follows_the_draft_syntax() -> None:
     assert headers[b"ratelimit-policy"] == b'"tenant";q=600;w=60, "user";q=120;w=60'
     assert headers[b"ratelimit"] == b'"tenant";r=599;t=42, "user";r=0;t=7'
     assert re.fullmatch(rb'("\w+";q=\d+;w=\d+)(, "\w+";q=\d+;w=\d+)*', headers[b"ratelimit-policy"])
+
+
+async def test_a_limit_changed_while_redis_is_away_is_stored_and_logged(
+    make_tenant: Any, sync_engine: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis as redis_sync
+
+    from backend.ratelimit import service
+    from backend.ratelimit.schemas import LimitsIn
+
+    tenant = make_tenant("rl")
+    gone = redis_sync.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    with caplog.at_level("WARNING", logger="backend.ratelimit.service"):
+        out = service.put_limits(sync_engine, gone, tenant.slug, LimitsIn(requests_per_minute=7))
+    assert out.overrides.requests_per_minute == 7
+    assert service.get_limits(sync_engine, tenant.slug).effective.requests_per_minute == 7
+    assert "Redis is unavailable" in caplog.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from typing import Any, cast
 
 import redis as redis_sync
@@ -15,6 +15,8 @@ from backend.ratelimit.models import Plan, TenantLimits
 from backend.ratelimit.policy import CHANNEL, FIELDS, OVERRIDABLE, effective
 from backend.ratelimit.schemas import Limits, LimitsIn, LimitsOut, PlanIn, PlanOut
 
+log = logging.getLogger(__name__)
+
 PLANS = cast(Table, Plan.__table__)
 LIMITS = cast(Table, TenantLimits.__table__)
 PLAN_FIELDS = (*FIELDS.values(), "concurrent_requests", "shadow", "fail_closed")
@@ -22,8 +24,14 @@ PLAN_FIELDS = (*FIELDS.values(), "concurrent_requests", "shadow", "fail_closed")
 
 def _announce(redis: redis_sync.Redis) -> None:
     """Every API process reloads its copy at once; without Redis, within its refresh period."""
-    with contextlib.suppress(redis_sync.RedisError):
+    try:
         redis.publish(CHANNEL, "changed")
+    except redis_sync.RedisError as exc:
+        log.warning(
+            "rate limits: change stored, but Redis is unavailable (%s): API processes apply it "
+            "at their periodic refresh",
+            exc,
+        )
 
 
 def _plan_out(row: Any) -> PlanOut:
