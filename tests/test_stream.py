@@ -37,6 +37,12 @@ from tests.test_events_pipeline import RunningRelay
 
 HEARTBEAT = 0.5
 REPLAY_MAX = 40
+#: The relay also finds new events by its safety-net sweep (``relay_sweep_seconds``, 30 s by
+#: default). A test of the notification path moves the sweep this far away.
+SWEEP_AWAY = 3600.0
+#: Well below any sweep interval: only a notification can bring an event within it. (The
+#: live feed's 1 s from commit is a speed target, measured by bench/events: ``live_feed``.)
+BY_NOTIFICATION = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +70,22 @@ def server(settings: Any) -> Iterator[str]:
 def relay(settings: Any, sync_engine: Any, sync_redis: Any) -> Iterator[Relay]:
     with RunningRelay(Relay(settings, sync_engine, sync_redis, celery_app)) as running:
         yield running
+
+
+@pytest.fixture
+def relay_on_notifications(relay: Relay) -> Iterator[Relay]:
+    """The module's relay with its periodic sweep an hour away during one test, the usual
+    interval restored after it. Once its start-up sweep is done, a tenant's new events reach it
+    only through their notification (``NOTIFY tf_outbox`` at commit)."""
+    assert wait_until(lambda: relay.stats.sweeps > 0, 30), "the relay did not start"
+    usual = relay.settings
+    relay.settings = usual.model_copy(update={"relay_sweep_seconds": SWEEP_AWAY})
+    relay._next_sweep = time.monotonic() + SWEEP_AWAY
+    try:
+        yield relay
+    finally:
+        relay.settings = usual
+        relay._next_sweep = time.monotonic() + usual.relay_sweep_seconds
 
 
 @asynccontextmanager
@@ -159,20 +181,21 @@ async def tenant_token(client: Any, make_tenant: Any) -> tuple[Any, str]:
 # --- authentication ---------------------------------------------------------------------------
 
 
-async def test_token_in_the_query_names_the_tenant_and_events_arrive_within_a_second(
-    server, relay, sync_engine, tenant_token
+async def test_token_in_the_query_names_the_tenant_and_events_arrive_by_notification(
+    server, relay_on_notifications, sync_engine, tenant_token
 ):
+    """The event arrives within BY_NOTIFICATION (5 s), well below the relay's sweep interval
+    (30 s by default, an hour here), and no sweep ran meanwhile: only the commit's notification
+    can have brought it. That is the path that keeps the live feed within its 1 s of the
+    commit; the 1 s itself is a speed target, timed by bench/events (``live_feed``), not here."""
+    relay = relay_on_notifications
     tenant, token = tenant_token
     async with socket(server, access_token=token) as ws:  # no header: the token's tenant
         await ready(ws)
-        # The module's relay and server have just started: the first event also pays for
-        # their first connections and statements. The contract is timed on the next one.
-        [first] = record(sync_engine, tenant)
-        assert (await next_event(ws, 10))["id"] == str(first)
+        sweeps = relay.stats.sweeps
         [event_id] = record(sync_engine, tenant)
-        committed = time.monotonic()
-        got = await next_event(ws, 5)
-        assert time.monotonic() - committed < 1.0
+        got = await next_event(ws, BY_NOTIFICATION)
+        assert relay.stats.sweeps == sweeps, "a sweep ran: the notification path is not shown"
         assert got == envelope_of(sync_engine, tenant, event_id)
 
 
@@ -275,6 +298,9 @@ async def test_heartbeats_keep_a_quiet_socket_alive(server, tenant_token):
         started = time.monotonic()
         beats = [await receive(ws, 2 * HEARTBEAT + 1) for _ in range(3)]
         assert beats == [{"type": "heartbeat"}] * 3
+        # A functional bound, not a speed target: the server keeps the configured cadence.
+        # Three beats take 3 * HEARTBEAT; the receive timeouts alone would accept beats up
+        # to 4 * HEARTBEAT apart, this total only about the configured interval.
         assert time.monotonic() - started < 4 * HEARTBEAT + 1
 
 

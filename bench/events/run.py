@@ -23,13 +23,21 @@ Figures, each against a baseline from the same run:
   p50 against p50. Measured in ``--pairs`` (alone, beside the backlog) pairs, the backlog
   drained between them; the figure is the median of the pairs' ratios (one pair's ratio swings
   by 0.4x on a shared 2-core machine). Target <= 1.5x.
+* ``live_feed``: commit -> WebSocket delivery p50/p99/max of ``--live-events`` events (200;
+  quick 30), one every 20 ms, to one client of ``tenantflow api`` (its own process, on a free
+  port) connected with a tenant owner's token, the worker running. Latency = the client's
+  receive time - the event's ``sent`` (time.time() when recorded, just before its commit),
+  after an untimed warm-up. **Baseline**: the contract, events on the live feed within 1 s of
+  their commit (``p99_vs_1s``). Target p99 < 1 s. ``--live-feed-only`` runs just this part.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -40,16 +48,32 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import Engine, func, select
 
-from bench import BenchServices, figure, progress, ratio, throwaway_database, verdict
+from bench import (
+    BenchServices,
+    bench_login,
+    bench_tenant,
+    figure,
+    progress,
+    ratio,
+    throwaway_database,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TARGET_RELAY = 1.0
 TARGET_LATENCY_P99 = 1.0
 TARGET_WRITE = 0.85
 TARGET_FAIRNESS = 1.5
+#: The live feed's contract: events reach it within 1 s of their commit (the p99's baseline).
+TARGET_LIVE_FEED_P99 = 1.0
+#: The live feed's events come one every this many seconds.
+LIVE_INTERVAL = 0.02
+#: Seconds the last live events may take after the producer finished before the run fails.
+LIVE_GRACE = 30.0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -64,16 +88,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="fairness: (alone, beside a backlog) pairs, the median of their ratios (3; quick 1)",
     )
-    parser.add_argument("--quick", action="store_true", help="smoke run: shorter phases")
     parser.add_argument(
+        "--live-events", type=int, default=None, help="live feed: events timed (200; quick 30)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: shorter phases")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument(
         "--fairness-only",
         action="store_true",
         help="only the fairness phase (repeat it cheaply when tuning the relay)",
+    )
+    only.add_argument(
+        "--live-feed-only", action="store_true", help="only the live feed's latency (about 16 s)"
     )
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (2.0 if args.quick else 5.0)
     args.backlog = args.backlog or (2000 if args.quick else 10_000)
     args.pairs = args.pairs or (1 if args.quick else 3)
+    args.live_events = args.live_events or (30 if args.quick else 200)
     return args
 
 
@@ -83,12 +115,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _tenants(engine: Engine, count: int) -> list[Any]:
     """``count`` tenants in one partition (so fairness is measured within a partition)."""
     from backend.config import get_settings
-    from backend.projects.models import Project
-    from tenancy import keys, migrate, provisioning
-    from tenancy.context import bind_tenant
-    from tenancy.db import sync_tenant_session
+    from tenancy import keys, provisioning
 
-    migrate.upgrade_shared(engine)
     partitions = get_settings().queue_partitions
     made: list[Any] = []
     while len(made) < count:
@@ -98,13 +126,22 @@ def _tenants(engine: Engine, count: int) -> list[Any]:
             made[0][0].id, partitions
         ):
             continue  # another partition: not used
-        with bind_tenant(record), sync_tenant_session(engine) as session:
-            project = Project(name="Bench", key="BEN", description="")
-            session.add(project)
-            session.commit()
-            made.append((record, project.id))
+        made.append((record, _project(engine, record)))
     progress(f"{count} tenants in one partition")
     return made
+
+
+def _project(engine: Engine, tenant: Any) -> uuid.UUID:
+    """A project of the tenant, the aggregate of its events."""
+    from backend.projects.models import Project
+    from tenancy.context import bind_tenant
+    from tenancy.db import sync_tenant_session
+
+    with bind_tenant(tenant), sync_tenant_session(engine) as session:
+        project = Project(name="Bench", key="BEN", description="")
+        session.add(project)
+        session.commit()
+        return project.id
 
 
 def _commit_events(engine: Engine, tenant: Any, project_id: uuid.UUID, n: int, per_tx: int) -> None:
@@ -145,11 +182,7 @@ def _worker(services: BenchServices, log: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
 
 @contextmanager
@@ -174,11 +207,44 @@ def _relay(services: BenchServices, log: Path, **overrides: Any) -> Iterator[Non
             time.sleep(0.01)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
+
+
+@contextmanager
+def _api(services: BenchServices, log: Path) -> Iterator[str]:
+    """``tenantflow api`` in its own process, as it is deployed, on a free port; its base URL."""
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TENANTFLOW_REDIS_URL": services.redis_url}
+    argv = [sys.executable, "-m", "backend.cli", "api", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start; see {log}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _timings(engine: Engine, tenant: Any, since: float) -> list[tuple[float, float, float]]:
@@ -411,6 +477,94 @@ async def _write_rounds(
     return totals[True][0] / totals[True][1], totals[False][0] / totals[False][1]
 
 
+def live_feed(engine: Engine, services: BenchServices, events: int, log: Path) -> list[float]:
+    """Seconds from commit to a WebSocket client of ``tenantflow api``, per event: ``events``
+    events of a new tenant, one every LIVE_INTERVAL, after an untimed warm-up (the first
+    events of a tenant also pay for the relay's and the server's first look at it). The relay
+    and the worker must be running."""
+    import redis as redis_sync
+
+    slug = f"bench-live-{uuid.uuid4().hex[:6]}"
+    tenant = bench_tenant(engine, redis_sync.Redis.from_url(services.redis_url), slug)
+    project_id = _project(engine, tenant)
+    since = time.time()
+    with _api(services, log) as base:
+        warm, latencies = asyncio.run(_live_feed(engine, tenant, project_id, base, events))
+    _wait_handled(engine, tenant, since, warm + len(latencies), 60)  # the next phase starts idle
+    return latencies
+
+
+async def _live_feed(
+    engine: Engine, tenant: Any, project_id: uuid.UUID, base: str, events: int
+) -> tuple[int, list[float]]:
+    """(warm-up events, latencies of the timed ones) on one socket with the owner's token."""
+    import httpx
+    from websockets.asyncio.client import connect
+
+    async with httpx.AsyncClient(base_url=base) as http:
+        token = (await bench_login(http, tenant.slug))["Authorization"].split()[1]
+    url = f"ws{base.removeprefix('http')}/api/v1/stream?{urlencode({'access_token': token})}"
+    async with connect(url, open_timeout=10) as ws:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if hello != {"type": "ready"}:
+            raise RuntimeError(f"live feed: {hello}")
+        rate = 1 / LIVE_INTERVAL
+        warm = asyncio.ensure_future(
+            asyncio.to_thread(paced, engine, tenant, project_id, rate, 0.2)
+        )
+        await _arrivals(ws, warm)
+        timed = asyncio.ensure_future(
+            asyncio.to_thread(paced, engine, tenant, project_id, rate, events * LIVE_INTERVAL)
+        )
+        return warm.result(), await _arrivals(ws, timed)
+
+
+async def _arrivals(ws: Any, producer: asyncio.Future[int]) -> list[float]:
+    """Receive time - ``sent`` of each BenchTick on ``ws`` (heartbeats and the tenant's other
+    events skipped), until the producer has finished and every event it committed arrived
+    (within LIVE_GRACE)."""
+    latencies: list[float] = []
+    deadline: float | None = None
+    while not producer.done() or len(latencies) < producer.result():
+        if producer.done() and deadline is None:
+            deadline = time.monotonic() + LIVE_GRACE
+        try:
+            raw = await asyncio.wait_for(ws.recv(), 0.5)
+        except TimeoutError:
+            if deadline is not None and time.monotonic() > deadline:
+                got = f"{len(latencies)} of {producer.result()}"
+                raise RuntimeError(f"live feed: {got} events arrived") from None
+            continue
+        received = time.time()
+        message = json.loads(raw)
+        if message["type"] == "event" and message["event"]["type"] == "BenchTick":
+            latencies.append(received - message["event"]["payload"]["sent"])
+    return latencies
+
+
+def _report_live_feed(feed: list[float]) -> None:
+    p99 = _pct(feed, 0.99)
+    figure(
+        "live_feed",
+        [
+            ("events", str(len(feed))),
+            ("interval_ms", f"{LIVE_INTERVAL * 1000:.0f}"),
+            ("p50_ms", f"{statistics.median(feed) * 1000:.1f}"),
+            ("p99_ms", f"{p99 * 1000:.1f}"),
+            ("max_ms", f"{max(feed) * 1000:.1f}"),
+            ("p99_vs_1s", ratio(p99, TARGET_LIVE_FEED_P99)),
+        ],
+    )
+
+
+def _target_live_feed(feed: list[float]) -> None:
+    p99 = _pct(feed, 0.99)
+    figure(
+        "target_live_feed_p99_under_1s",
+        [("p99", f"{verdict(p99 < TARGET_LIVE_FEED_P99)}({p99:.3f}s)")],
+    )
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -419,18 +573,29 @@ def run(services: BenchServices, args: argparse.Namespace) -> None:
     import bench.events.handlers  # noqa: F401  (the relay must know the bench handler)
     from backend.config import get_settings
     from backend.kit.db import make_engine
+    from tenancy import migrate
 
     engine = make_engine(get_settings().database_url, pool_size=8, max_overflow=4)
     log = Path(get_settings().var_dir) / "bench-events-worker.log"
     relay_log = log.with_name("bench-events-relay.log")
+    api_log = log.with_name("bench-events-api.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
+        migrate.upgrade_shared(engine)
+        if args.live_feed_only:
+            with _worker(services, log), _relay(services, relay_log):
+                progress(f"live feed: {args.live_events} events")
+                feed = live_feed(engine, services, args.live_events, api_log)
+            print(f"events benchmark: live_events={args.live_events} cpus={os.cpu_count()}")
+            _report_live_feed(feed)
+            _target_live_feed(feed)
+            return
         (noisy, noisy_project), (quiet, quiet_project), (solo, solo_project) = [
             (t, p) for t, p in _tenants(engine, 3)
         ]
         if args.fairness_only:
             peak = relay_rate = with_event = alone = 0.0
-            latency: list[float] = []
+            latency = feed = []
         else:
             progress("producer peak")
             peak = producer_peak(engine, solo, solo_project, args.seconds)
@@ -446,6 +611,8 @@ def run(services: BenchServices, args: argparse.Namespace) -> None:
                 since = time.time()
                 sent = paced(engine, solo, solo_project, peak / 2, args.seconds)
                 latency = _wait_handled(engine, solo, since, sent, 120)
+                progress(f"live feed: {args.live_events} events")
+                feed = live_feed(engine, services, args.live_events, api_log)
             else:  # the worker's first seconds are slower: not the baseline to compare with
                 progress("warm-up: quiet tenant")
                 warm = time.time()
@@ -477,7 +644,10 @@ def run(services: BenchServices, args: argparse.Namespace) -> None:
     finally:
         engine.dispose()
 
-    print(f"events benchmark: seconds={args.seconds} backlog={args.backlog} cpus={os.cpu_count()}")
+    print(
+        f"events benchmark: seconds={args.seconds} backlog={args.backlog}"
+        f" live_events={args.live_events} cpus={os.cpu_count()}"
+    )
     fair = statistics.median(ratios)
     figure(
         "fairness_quiet_tenant",
@@ -515,6 +685,7 @@ def run(services: BenchServices, args: argparse.Namespace) -> None:
             ("p99_ms", f"{p99:.1f}"),
         ],
     )
+    _report_live_feed(feed)
     figure(
         "write_with_outbox",
         [
@@ -536,6 +707,7 @@ def run(services: BenchServices, args: argparse.Namespace) -> None:
             )
         ],
     )
+    _target_live_feed(feed)
     figure(
         "target_write_with_outbox_at_least_0.85x",
         [("write", f"{verdict(with_event >= alone * TARGET_WRITE)}({with_event / alone:.2f}x)")],
