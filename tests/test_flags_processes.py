@@ -20,7 +20,7 @@ import redis as redis_sync
 from backend.flags import service
 from backend.flags.context import Context
 from backend.flags.model import Feature
-from backend.flags.store import FlagStore
+from backend.flags.store import FlagStore, build
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,6 +211,44 @@ def test_a_snapshot_in_the_earlier_layout_is_replaced(
         assert int(sync_redis.hget(service.SNAPSHOT_KEY, "version") or 0) == store.version
     finally:
         store.stop()
+
+
+def test_a_snapshot_of_another_database_is_replaced_by_postgresqls(
+    settings: Any, sync_engine: Any, sync_redis: redis_sync.Redis
+) -> None:
+    """Redis holding a snapshot with a higher version than PostgreSQL's (another database's,
+    or PostgreSQL restored from a backup): the periodic check puts PostgreSQL's back, and
+    every process's copy follows it, to a lower version."""
+    name = f"restored.{uuid.uuid4().hex[:8]}"
+    _put(sync_engine, sync_redis, name, True)
+    real = service.load(sync_engine)
+    foreign = {**real, "version": real["version"] + 1000, "features": []}
+    # Written without a notice, as another deployment's Redis would hold it.
+    sync_redis.hset(
+        service.SNAPSHOT_KEY, mapping={"version": foreign["version"], "state": json.dumps(foreign)}
+    )
+    latest = lambda: service.latest_version(sync_engine)  # noqa: E731
+    stores = [
+        FlagStore(settings.redis_url, lambda: service.load(sync_engine), latest=latest)
+        for _ in range(2)
+    ]
+    client = redis_sync.Redis.from_url(settings.redis_url)
+    try:
+        for store in stores:  # both processes took the foreign snapshot
+            store._copy = build(foreign)
+            assert not store.is_enabled(name, Context())
+        assert stores[0]._refresh(client, periodic=True)
+        assert stores[0].version == real["version"]
+        assert stores[0].is_enabled(name, Context())
+        assert int(sync_redis.hget(service.SNAPSHOT_KEY, "version") or 0) == real["version"]
+        # The other process: Redis agrees with PostgreSQL now, its copy does not.
+        assert stores[1]._refresh(client, periodic=True)
+        assert stores[1].version == real["version"]
+        assert stores[1].is_enabled(name, Context())
+    finally:
+        for store in stores:
+            store.stop()
+        client.close()
 
 
 def test_workers_get_one_store_per_process(

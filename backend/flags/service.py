@@ -36,12 +36,15 @@ STATE = cast(Table, FlagState.__table__)
 #: snapshot, read only when the version is newer than a process's copy).
 SNAPSHOT_KEY = keys.platform_key("flags", "snapshot")
 CHANNEL = keys.platform_key("flags", "changed")
-#: Store the snapshot only if its version is newer than the stored one. (A string here is the
-#: layout of earlier builds: replaced.)
+#: Store the snapshot only if its version is newer than the stored one, or (ARGV[4], a repair
+#: from PostgreSQL) if the stored one is exactly the version the repairer found stale: a
+#: snapshot of another database or of PostgreSQL before a restore can carry a higher version.
+#: (A string here is the layout of earlier builds: replaced.)
 _PUBLISH = """
 if redis.call('TYPE', KEYS[1])['ok'] == 'string' then redis.call('DEL', KEYS[1]) end
-local stored = redis.call('HGET', KEYS[1], 'version')
-if stored and tonumber(stored) >= tonumber(ARGV[2]) then return 0 end
+local stored = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
+local stale = ARGV[4] ~= '' and stored == tonumber(ARGV[4])
+if stored >= tonumber(ARGV[2]) and not stale then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'state', ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[2])
 return 1
@@ -70,10 +73,20 @@ def snapshot(conn: Connection) -> dict[str, Any]:
     }
 
 
-def publish(redis: redis_sync.Redis, state: dict[str, Any]) -> bool:
-    """Hand a snapshot to every process; False if Redis could not take it."""
+def publish(redis: redis_sync.Redis, state: dict[str, Any], *, stale: int | None = None) -> bool:
+    """Hand a snapshot to every process (if newer than Redis's, or if Redis still holds the
+    ``stale`` version); False if Redis could not take it."""
+    replace = "" if stale is None else str(stale)
     try:
-        redis.eval(_PUBLISH, 1, SNAPSHOT_KEY, json.dumps(state), str(state["version"]), CHANNEL)
+        redis.eval(
+            _PUBLISH,
+            1,
+            SNAPSHOT_KEY,
+            json.dumps(state),
+            str(state["version"]),
+            CHANNEL,
+            replace,
+        )
     except redis_sync.RedisError as exc:
         log.warning(
             "flags: change stored, but Redis is unavailable (%s): processes pick it up "

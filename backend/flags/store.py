@@ -151,10 +151,15 @@ class FlagStore:
             client.close()
 
     def _refresh(self, client: redis_sync.Redis, *, periodic: bool = False) -> bool:
-        """Make the copy current. Redis's version is read first (a few bytes); the snapshot
-        only when that is newer than the copy. ``periodic``: also compare with PostgreSQL's
-        version, which is newer when a change's publication failed (Redis away for its
-        writer): then the state is read from PostgreSQL and put in Redis for the others."""
+        """Make the copy current; whether it changed.
+
+        On a notice: Redis's version is read (a few bytes), and the snapshot only when that is
+        newer than the copy. ``periodic``: PostgreSQL's version, the truth, is compared with
+        Redis's and with the copy's. Redis differs when a change's publication failed (Redis
+        away for its writer) or when it holds another database's snapshot, or one from before
+        PostgreSQL was restored (then with a higher version): the state is read from
+        PostgreSQL and put back in Redis. The copy is replaced whenever its version is not
+        PostgreSQL's, even by a lower one."""
         reachable = True
         stored: int | None = None
         try:
@@ -165,25 +170,43 @@ class FlagStore:
         except redis_sync.RedisError as exc:
             reachable = False
             log.debug("flags: Redis unavailable, reading PostgreSQL (%s)", exc)
-        if stored is not None and periodic and (self._postgres_version() or 0) > stored:
-            stored = None
-        state = None
+        latest = self._postgres_version() if periodic or not reachable else None
+        if latest is not None:
+            if latest == self._copy.version and (stored == latest or not reachable):
+                return False
+            state = self._stored_state(client) if stored == latest else None
+            if state is None:
+                state = self._from_postgres(client if reachable else None, stale=stored)
+            return self._take(state, exact=True)
         if stored is not None:
             if stored <= self._copy.version:
                 return False
             state = self._stored_state(client)
+        else:
+            state = None
         if state is None:
-            latest = self._postgres_version() if not reachable else None
-            if latest is not None and latest <= self._copy.version:
-                return False  # nothing to repair while Redis is away, nothing newer to load
-            try:
-                state = self._load()
-            except Exception as exc:  # keep the copy we have
-                log.warning("flags: could not load definitions: %s", exc)
-                return False
-            if reachable:
-                publish(client, state)  # Redis lost it (restart, flush): put it back
-        if int(state["version"]) <= self._copy.version:
+            state = self._from_postgres(client if reachable else None, stale=None)
+        return self._take(state, exact=False)
+
+    def _from_postgres(
+        self, client: redis_sync.Redis | None, *, stale: int | None
+    ) -> dict[str, Any] | None:
+        """The state from PostgreSQL, put in Redis (unless away) for the other processes."""
+        try:
+            state = self._load()
+        except Exception as exc:  # keep the copy we have
+            log.warning("flags: could not load definitions: %s", exc)
+            return None
+        if client is not None:
+            publish(client, state, stale=stale)
+        return state
+
+    def _take(self, state: dict[str, Any] | None, *, exact: bool) -> bool:
+        """Swap in ``state`` if newer than the copy (``exact``: if another version at all)."""
+        if state is None:
+            return False
+        version = int(state["version"])
+        if version == self._copy.version or (version < self._copy.version and not exact):
             return False
         self._copy = build(state)
         return True
