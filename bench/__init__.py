@@ -24,11 +24,14 @@ from types import FrameType
 from typing import Any
 
 import psycopg
+import redis as redis_sync
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB_PREFIX = "tenantflow_bench_"
+#: Redis db of the benches (the suite's is 15, a developer's 0): emptied at every run's start.
+BENCH_REDIS_DB = 14
 
 
 # --- progress (stderr) -------------------------------------------------------------------------
@@ -84,29 +87,39 @@ def _raise_system_exit(signum: int, _frame: FrameType | None) -> None:
 def throwaway_database() -> Iterator[BenchServices]:
     """Create ``tenantflow_bench_<pid>``, point the settings at it, drop it on the way out.
 
-    PostgreSQL and Redis are found as ``make dev`` finds them (backend.devservices). The database
+    PostgreSQL and Redis are found as ``make dev`` finds them (backend.devservices); the
+    settings' Redis is db ``BENCH_REDIS_DB``, emptied first (one bench at a time). The database
     is dropped whatever happens inside, SIGTERM included (turned into SystemExit here).
     """
     from backend import devservices
     from backend.config import get_settings
 
     name = f"{BENCH_DB_PREFIX}{os.getpid()}"
-    found = devservices.ensure(ROOT / "var", database=name)
+    found = devservices.ensure(ROOT / "var", database=name, redis_db=BENCH_REDIS_DB)
     for note in found.notes:
         progress(note)
     progress(f"database {name} created")
-    previous_url = os.environ.get("TENANTFLOW_DATABASE_URL")
+    # The bench's own Redis db, emptied: what an earlier run (of another, dropped database)
+    # left there, such as the flags snapshot, must not be taken for this database's.
+    redis_sync.Redis.from_url(found.redis_url).flushdb()
+    progress(f"Redis db {BENCH_REDIS_DB} emptied")
+    urls = {
+        "TENANTFLOW_DATABASE_URL": found.database_url,
+        "TENANTFLOW_REDIS_URL": found.redis_url,
+    }
+    previous = {var: os.environ.get(var) for var in urls}
     previous_term = signal.signal(signal.SIGTERM, _raise_system_exit)
-    os.environ["TENANTFLOW_DATABASE_URL"] = found.database_url
+    os.environ.update(urls)
     get_settings.cache_clear()
     try:
         yield BenchServices(found.database_url, found.redis_url)
     finally:
         signal.signal(signal.SIGTERM, previous_term)
-        if previous_url is None:
-            os.environ.pop("TENANTFLOW_DATABASE_URL", None)
-        else:
-            os.environ["TENANTFLOW_DATABASE_URL"] = previous_url
+        for var, value in previous.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
         get_settings.cache_clear()
         database = make_url(found.database_url).database
         assert database == name and name.startswith(BENCH_DB_PREFIX)
