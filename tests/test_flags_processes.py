@@ -182,11 +182,11 @@ def test_the_periodic_check_reads_the_snapshot_only_when_it_is_newer(
     client.sent = []
     try:
         assert store.refresh()  # the copy, without a listener that would take the change
-        assert not store._refresh(client, periodic=True)  # nothing new: the version only
+        assert not store._refresh(client, check_postgres=True)  # nothing new: the version only
         assert client.sent == [("HGET", service.SNAPSHOT_KEY, "version")]
         client.sent.clear()
         _put(sync_engine, sync_redis, name, False)
-        assert store._refresh(client, periodic=True)
+        assert store._refresh(client, check_postgres=True)
         assert ("HGET", service.SNAPSHOT_KEY, "state") in client.sent
         assert store.version == service.latest_version(sync_engine)
         assert not store.is_enabled(name, Context())
@@ -237,12 +237,12 @@ def test_a_snapshot_of_another_database_is_replaced_by_postgresqls(
         for store in stores:  # both processes took the foreign snapshot
             store._copy = build(foreign)
             assert not store.is_enabled(name, Context())
-        assert stores[0]._refresh(client, periodic=True)
+        assert stores[0]._refresh(client, check_postgres=True)
         assert stores[0].version == real["version"]
         assert stores[0].is_enabled(name, Context())
         assert int(sync_redis.hget(service.SNAPSHOT_KEY, "version") or 0) == real["version"]
         # The other process: Redis agrees with PostgreSQL now, its copy does not.
-        assert stores[1]._refresh(client, periodic=True)
+        assert stores[1]._refresh(client, check_postgres=True)
         assert stores[1].version == real["version"]
         assert stores[1].is_enabled(name, Context())
     finally:

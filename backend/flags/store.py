@@ -141,25 +141,26 @@ class FlagStore:
         threading.Thread(target=self.refresh, name="flags-refresh", daemon=True).start()
 
     def refresh(self) -> bool:
-        """Make the copy current from Redis (or PostgreSQL); whether it changed."""
+        """Make the copy current from Redis (or PostgreSQL), checked against PostgreSQL's
+        version (at start, after a change of this process's); whether it changed."""
         client = redis_sync.Redis.from_url(
             self._redis_url, socket_timeout=2, socket_connect_timeout=2
         )
         try:
-            return self._refresh(client)
+            return self._refresh(client, check_postgres=True)
         finally:
             client.close()
 
-    def _refresh(self, client: redis_sync.Redis, *, periodic: bool = False) -> bool:
+    def _refresh(self, client: redis_sync.Redis, *, check_postgres: bool = False) -> bool:
         """Make the copy current; whether it changed.
 
         On a notice: Redis's version is read (a few bytes), and the snapshot only when that is
-        newer than the copy. ``periodic``: PostgreSQL's version, the truth, is compared with
-        Redis's and with the copy's. Redis differs when a change's publication failed (Redis
-        away for its writer) or when it holds another database's snapshot, or one from before
-        PostgreSQL was restored (then with a higher version): the state is read from
-        PostgreSQL and put back in Redis. The copy is replaced whenever its version is not
-        PostgreSQL's, even by a lower one."""
+        newer than the copy. ``check_postgres`` (the periodic check, an explicit refresh):
+        PostgreSQL's version, the truth, is compared with Redis's and with the copy's. Redis
+        differs when a change's publication failed (Redis away for its writer) or when it
+        holds another database's snapshot, or one from before PostgreSQL was restored (then
+        with a higher version): the state is read from PostgreSQL and put back in Redis. The
+        copy is replaced whenever its version is not PostgreSQL's, even by a lower one."""
         reachable = True
         stored: int | None = None
         try:
@@ -170,7 +171,7 @@ class FlagStore:
         except redis_sync.RedisError as exc:
             reachable = False
             log.debug("flags: Redis unavailable, reading PostgreSQL (%s)", exc)
-        latest = self._postgres_version() if periodic or not reachable else None
+        latest = self._postgres_version() if check_postgres or not reachable else None
         if latest is not None:
             if latest == self._copy.version and (stored == latest or not reachable):
                 return False
@@ -244,7 +245,7 @@ class FlagStore:
                     message = pubsub.get_message(timeout=1.0)
                     due = time.monotonic() - checked >= self._check
                     if message is not None or due:
-                        self._refresh(client, periodic=due)
+                        self._refresh(client, check_postgres=due)
                         checked = time.monotonic()
             except Exception as exc:  # Redis away: the copy stays; retry shortly
                 log.debug("flags: listener reconnecting: %s", exc)
