@@ -25,6 +25,12 @@ def _key() -> str:
     return f"k-{uuid.uuid4().hex}"
 
 
+async def _record_key(client: httpx.AsyncClient, tenant: Any, headers: dict[str, str], key: str):
+    """The Redis key of the caller's result for ``key``."""
+    me = (await client.get("/api/v1/users/me", headers=headers)).json()["id"]
+    return idempotency_key(tenant.id, hashlib.sha256(f"user:{me}".encode()).hexdigest(), key)
+
+
 async def _project(client: httpx.AsyncClient, headers: dict[str, str], key: str, name: str):
     return await client.post(
         "/api/v1/projects", json={"name": name}, headers={**headers, "Idempotency-Key": key}
@@ -69,9 +75,7 @@ async def test_key_is_kept_24_hours_under_the_tenants_hash_tag(
     headers = await login(client, tenant)
     key = _key()
     assert (await _project(client, headers, key, "Apollo")).status_code == 201
-    me = (await client.get("/api/v1/users/me", headers=headers)).json()["id"]
-    caller = hashlib.sha256(f"user:{me}".encode()).hexdigest()
-    stored = idempotency_key(tenant.id, caller, key)
+    stored = await _record_key(client, tenant, headers, key)
     assert stored.startswith(f"tf:{{{tenant.id}}}:idem:")
     assert 86400 - 60 < sync_redis.ttl(stored) <= 86400
     record = json.loads(sync_redis.get(stored))
@@ -92,9 +96,7 @@ async def test_a_stored_secret_is_readable_only_with_the_clients_key(
     )
     assert first.status_code == 201, first.text
     secret = first.json()["key"]
-    me = (await client.get("/api/v1/users/me", headers=headers)).json()["id"]
-    caller = hashlib.sha256(f"user:{me}".encode()).hexdigest()
-    stored = sync_redis.get(idempotency_key(tenant.id, caller, key))
+    stored = sync_redis.get(await _record_key(client, tenant, headers, key))
     assert stored is not None
     for form in (secret, secret.encode().hex(), base64.b64encode(secret.encode()).decode()):
         assert form.encode() not in stored
@@ -113,9 +115,7 @@ async def test_a_result_stored_in_clear_by_an_earlier_build_still_replays(
     headers = await login(client, tenant)
     key = _key()
     first = await _project(client, headers, key, "Apollo")
-    me = (await client.get("/api/v1/users/me", headers=headers)).json()["id"]
-    caller = hashlib.sha256(f"user:{me}".encode()).hexdigest()
-    stored = idempotency_key(tenant.id, caller, key)
+    stored = await _record_key(client, tenant, headers, key)
     record = json.loads(sync_redis.get(stored))
     clear = {
         "state": "done",

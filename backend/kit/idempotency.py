@@ -352,14 +352,10 @@ class IdempotencyMiddleware:
         redis_key: str,
     ) -> None:
         if record.get("fp") != fp:
-            await self._problem(
-                scope,
-                receive,
-                send,
-                422,
-                "idempotency-key-reused",
-                f"This {HEADER} was used for a different request; use a new key for a new request.",
+            detail = (
+                f"This {HEADER} was used for a different request; use a new key for a new request."
             )
+            await self._problem(scope, receive, send, 422, "idempotency-key-reused", detail)
             return
         if record.get("state") != "done":
             await self._problem(
@@ -375,14 +371,8 @@ class IdempotencyMiddleware:
         # A record of an earlier build holds the response in clear.
         response = _unseal(cipher, redis_key, record["sealed"]) if "sealed" in record else record
         if response is None:  # the same key's hash, another key: a collision or tampering
-            await self._problem(
-                scope,
-                receive,
-                send,
-                422,
-                "idempotency-key-reused",
-                f"The result stored under this {HEADER} cannot be read with it; use a new key.",
-            )
+            detail = f"The result stored under this {HEADER} cannot be read with it; use a new key."
+            await self._problem(scope, receive, send, 422, "idempotency-key-reused", detail)
             return
         headers = [
             (name.encode("latin-1"), value.encode("latin-1"))
