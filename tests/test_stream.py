@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from backend.events import inflight, outbox
+from backend.events import outbox
 from backend.events.models import OutboxEvent
 from backend.events.relay import Relay, live_channel
 from backend.events.types import LabelCreated
@@ -164,6 +164,12 @@ def published_order(sync_engine: Any, tenant: Any) -> list[str]:
 
     assert wait_until(lambda: all(r.published_at is not None for r in rows()), 30)
     return [str(r.id) for r in rows()]
+
+
+def unpublished(sync_engine: Any, tenant: Any) -> list[str]:
+    with bind_tenant(tenant.record), sync_tenant_session(sync_engine) as session:
+        query = select(OutboxEvent.id).where(OutboxEvent.published_at.is_(None))
+        return [str(event_id) for event_id in session.execute(query).scalars()]
 
 
 def envelope_of(sync_engine: Any, tenant: Any, event_id: uuid.UUID) -> dict[str, Any]:
@@ -358,32 +364,34 @@ async def test_resume_replays_then_goes_live_without_gaps_or_duplicates(
 
 
 async def test_an_event_not_yet_marked_published_is_replayed_and_not_sent_again_live(
-    server, relay, settings, sync_engine, sync_redis, tenant_token
+    server, relay, sync_engine, tenant_token, monkeypatch
 ):
     """The relay publishes to Redis before it marks rows published: a client subscribing in
     between must get the event from the replay, and then not its live copy as well."""
     tenant, token = tenant_token
     [first] = record(sync_engine, tenant)
     published_order(sync_engine, tenant)
-    # A full in-flight quota holds the relay back from this tenant: its next event stays
-    # committed but unpublished.
-    quota = inflight._key(tenant.id)
-    with sync_redis.pipeline() as pipe:
-        inflight.add(
-            pipe, tenant.id, (f"hold-{i}" for i in range(settings.event_inflight_per_tenant))
-        )
-        pipe.execute()
-    try:
-        [held] = record(sync_engine, tenant)
-        async with socket(server, access_token=token, last_event_id=str(first)) as ws:
-            await ready(ws)
-            assert (await next_event(ws))["id"] == str(held)
-            sync_redis.delete(quota)  # the relay publishes it now, live
-            assert await asyncio.to_thread(published_order, sync_engine, tenant)
-            [later] = record(sync_engine, tenant)
-            assert [e["id"] for e in await events_for(ws, 1.5)] == [str(later)]
-    finally:
-        sync_redis.delete(quota)
+    # A relay slow to reach this tenant: its next event stays committed but unpublished. (The
+    # in-flight cap no longer holds it: new rows go to the live feed whatever the cap.)
+    holding = threading.Event()
+    holding.set()
+    turn = relay.relay_batch
+
+    def slow_turn(record_: Any) -> bool:
+        if record_.id == tenant.id and holding.is_set():
+            return False
+        return turn(record_)
+
+    monkeypatch.setattr(relay, "relay_batch", slow_turn)
+    [held] = record(sync_engine, tenant)
+    async with socket(server, access_token=token, last_event_id=str(first)) as ws:
+        await ready(ws)
+        assert (await next_event(ws))["id"] == str(held)
+        assert unpublished(sync_engine, tenant) == [str(held)]  # the case under test
+        holding.clear()  # the relay reaches the tenant: both rows go out live now
+        [later] = record(sync_engine, tenant)
+        assert await asyncio.to_thread(published_order, sync_engine, tenant)
+        assert [e["id"] for e in await events_for(ws, 1.5)] == [str(later)]
 
 
 async def test_a_repeated_publication_is_sent_once(
