@@ -312,7 +312,7 @@ def bench_tenant(
         write_requests_per_minute=UNLIMITED,
         auth_requests_per_minute=UNLIMITED,
     )
-    limits.put_limits(engine, redis, slug, raised)
+    limits.put_limits(engine, redis, slug, raised, actor="bench")
     return record
 
 

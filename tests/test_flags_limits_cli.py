@@ -57,6 +57,7 @@ def plans_restored(sync_engine: Any, sync_redis: Any) -> Iterator[None]:
             sync_redis,
             plan.name,
             PlanIn.model_validate(plan.model_dump(exclude={"name", "updated_at"})),
+            actor="test-cleanup",
         )
 
 
@@ -276,3 +277,40 @@ def test_tenant_overrides_set_keep_clear_and_stay_with_their_tenant(make_tenant:
     for args in (["show", slug], ["set", slug, "--requests-per-minute", "5"]):
         missing = cli("limits", *args)
         assert missing.returncode == 1 and f"No tenant '{slug}'" in missing.stderr, args
+
+
+def test_limit_changes_show_in_the_history_as_made_by_the_cli_user(
+    plans_restored: None, make_tenant: Any
+) -> None:
+    actor = f"cli:{getpass.getuser()}"
+    tenant = make_tenant("lim")
+    assert cli("limits", "set", tenant.slug, "--requests-per-minute", "50").returncode == 0
+    assert cli("limits", "set", tenant.slug, "--clear", "requests-per-minute").returncode == 0
+    entries = json.loads(cli("limits", "history", tenant.slug, "--json").stdout)
+    assert [e["actor"] for e in entries] == [actor, actor]
+    assert [(e["before"] or {}).get("requests_per_minute") for e in entries] == [50, None]
+    assert [e["after"]["requests_per_minute"] for e in entries] == [None, 50]
+    assert (
+        len(json.loads(cli("limits", "history", tenant.slug, "--limit", "1", "--json").stdout)) == 1
+    )
+    table = cli("limits", "history", tenant.slug)
+    assert table.returncode == 0 and actor in table.stdout
+    assert "requests_per_minute: 50 -> -" in table.stdout
+
+    plan = json.loads(cli("limits", "plan", "free", "--json").stdout)
+    body = {k: v for k, v in plan.items() if k not in ("name", "updated_at")}
+    changed = cli(
+        "limits", "set-plan", "free", "-", stdin=json.dumps({**body, "concurrent_requests": 77})
+    )
+    assert changed.returncode == 0, changed.stderr
+    newest = json.loads(cli("limits", "plan-history", "free", "--json").stdout)[0]
+    assert newest["actor"] == actor and newest["after"]["concurrent_requests"] == 77
+    assert newest["before"]["concurrent_requests"] == body["concurrent_requests"]
+    shown = cli("limits", "plan-history", "free", "--limit", "1")
+    assert shown.returncode == 0 and actor in shown.stdout
+
+    missing = cli("limits", "plan-history", "gold")
+    assert missing.returncode == 1 and "No plan 'gold'" in missing.stderr
+    slug = f"nobody-{uuid.uuid4().hex[:8]}"
+    missing = cli("limits", "history", slug)
+    assert missing.returncode == 1 and f"No tenant '{slug}'" in missing.stderr

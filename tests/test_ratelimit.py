@@ -332,7 +332,9 @@ async def test_a_limit_changed_while_redis_is_away_is_stored_and_logged(
     tenant = make_tenant("rl")
     gone = redis_sync.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
     with caplog.at_level("WARNING", logger="backend.ratelimit.service"):
-        out = service.put_limits(sync_engine, gone, tenant.slug, LimitsIn(requests_per_minute=7))
+        out = service.put_limits(
+            sync_engine, gone, tenant.slug, LimitsIn(requests_per_minute=7), actor="test"
+        )
     assert out.overrides.requests_per_minute == 7
     assert service.get_limits(sync_engine, tenant.slug).effective.requests_per_minute == 7
     assert "Redis is unavailable" in caplog.text

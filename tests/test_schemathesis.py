@@ -160,6 +160,7 @@ def test_tenant_api_conforms_to_its_schema(
             write_requests_per_minute=high,
             auth_requests_per_minute=high,
         ),
+        actor="test",
     )
     app = create_app(settings)
     try:

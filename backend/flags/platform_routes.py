@@ -12,17 +12,13 @@ from backend.flags import service
 from backend.flags.schemas import AuditEntry, FeatureIn, SegmentIn, flag_out, tenant_overridable
 from backend.kit.deps import ResourcesDep
 from backend.kit.errors import Problem, problem_responses
-from backend.platform.deps import Operator, OperatorPrincipal
+from backend.platform.deps import Operator
 
 router = APIRouter(prefix="/platform/v1", tags=["platform"])
 FlagName = Annotated[str, Path(min_length=1, max_length=200, description="The flag's name.")]
 SegmentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The segment's id.")]
 
 # Plain `def` like the other platform routes: the writes are synchronous.
-
-
-def _actor(op: OperatorPrincipal) -> str:
-    return op.email or op.via
 
 
 @router.get(
@@ -68,7 +64,7 @@ def put_flag(
         res.sync_redis,
         feature,
         overridable=tenant_overridable(feature),
-        actor=_actor(op),
+        actor=op.actor,
     )
     res.flags.refresh_soon()
     if created:
@@ -84,7 +80,7 @@ def put_flag(
     summary="Delete a flag (it evaluates as off everywhere within a second)",
 )
 def delete_flag(name: FlagName, op: Operator, res: ResourcesDep) -> Response:
-    service.delete_flag(res.sync_engine, res.sync_redis, name, actor=_actor(op))
+    service.delete_flag(res.sync_engine, res.sync_redis, name, actor=op.actor)
     res.flags.refresh_soon()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -137,7 +133,7 @@ def put_segment(
         raise Problem(
             422, "id-mismatch", f"The body's id {segment.id} is not the path's {segment_id}."
         )
-    row, created = service.put_segment(res.sync_engine, res.sync_redis, segment, actor=_actor(op))
+    row, created = service.put_segment(res.sync_engine, res.sync_redis, segment, actor=op.actor)
     res.flags.refresh_soon()
     if created:
         response.status_code = status.HTTP_201_CREATED
@@ -152,7 +148,7 @@ def put_segment(
     summary="Delete a segment (409 while a flag uses it)",
 )
 def delete_segment(segment_id: SegmentId, op: Operator, res: ResourcesDep) -> Response:
-    service.delete_segment(res.sync_engine, res.sync_redis, segment_id, actor=_actor(op))
+    service.delete_segment(res.sync_engine, res.sync_redis, segment_id, actor=op.actor)
     res.flags.refresh_soon()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -25,6 +25,11 @@ class OperatorPrincipal:
     operator_id: uuid.UUID | None = None
     email: str | None = None
 
+    @property
+    def actor(self) -> str:
+        """Who an audit trail names for this caller's changes."""
+        return self.email or self.via
+
 
 def _refused(detail: str) -> Problem:
     return Problem(401, "invalid-operator-token", detail, headers={"WWW-Authenticate": "Bearer"})

@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from backend.kit.cli import fail, invalid, out, print_table, read_json, run, table
+from backend.kit.cli import actor, fail, invalid, out, print_table, read_json, run, table
 
 if TYPE_CHECKING:  # the CLI imports lazily: `tenantflow --help` stays fast
-    from backend.ratelimit.schemas import LimitsOut, PlanOut
+    from sqlalchemy import Engine
+
+    from backend.ratelimit.schemas import LimitAuditEntry, LimitsOut, PlanOut
 
 limits_app = typer.Typer(
-    help="Rate limits: the plans' limits and tenants' overrides. Every API process applies a "
-    "change within a second.",
+    help="Rate limits: the plans' limits and tenants' overrides, and their history. Every API "
+    "process applies a change within a second; it is recorded as made by cli:<your login name>.",
     no_args_is_help=True,
 )
 
@@ -105,7 +107,55 @@ def set_plan(
         data = PlanIn.model_validate(read_json(source))
     except ValidationError as exc:
         invalid(exc)
-    _show_plan(run(lambda engine, redis: service.put_plan(engine, redis, name, data)), as_json)
+    _show_plan(
+        run(lambda engine, redis: service.put_plan(engine, redis, name, data, actor=actor())),
+        as_json,
+    )
+
+
+HistoryLimitOpt = Annotated[
+    int, typer.Option("--limit", min=1, max=500, help="Show at most N, newest first.")
+]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    return "-" if value is None else str(value)
+
+
+def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """`field: old -> new` for each value that differs (``-``: none, or no overrides)."""
+    old, new = before or {}, after or {}
+    fields = sorted(f for f in set(old) | set(new) if old.get(f) != new.get(f))
+    return "; ".join(f"{f}: {_shown(old.get(f))} -> {_shown(new.get(f))}" for f in fields) or "-"
+
+
+def _show_history(entries: list[LimitAuditEntry], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([e.model_dump(mode="json") for e in entries]))
+        return
+    listing = table("at", "actor", "changed")
+    for e in entries:
+        listing.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor, _changed(e.before, e.after))
+    print_table(listing)
+
+
+@limits_app.command("plan-history")
+def plan_history(name: PlanArg, limit: HistoryLimitOpt = 100, as_json: JsonOpt = False) -> None:
+    """Changes of a plan's limits, newest first: who, when, what changed.
+
+    Exit 1 when there is no such plan."""
+    from backend.ratelimit import service
+    from backend.ratelimit.schemas import LimitAuditEntry
+
+    def entries(engine: Engine) -> list[LimitAuditEntry]:
+        service.get_plan(engine, name)
+        return [
+            LimitAuditEntry.model_validate(r) for r in service.history(engine, "plan", name, limit)
+        ]
+
+    _show_history(run(lambda engine, _: entries(engine)), as_json)
 
 
 def _show_limits(limits: LimitsOut, as_json: bool) -> None:
@@ -190,4 +240,24 @@ def set_limits(
     except ValidationError as exc:  # named as the options are
         lines = [f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
         fail("; ".join(lines), 2)
-    _show_limits(run(lambda engine, redis: service.put_limits(engine, redis, slug, data)), as_json)
+    _show_limits(
+        run(lambda engine, redis: service.put_limits(engine, redis, slug, data, actor=actor())),
+        as_json,
+    )
+
+
+@limits_app.command("history")
+def history(slug: SlugArg, limit: HistoryLimitOpt = 100, as_json: JsonOpt = False) -> None:
+    """Changes of a tenant's overrides, newest first: who, when, what changed.
+
+    Exit 1 when there is no such tenant."""
+    from backend.platform.service import get_tenant
+    from backend.ratelimit import service
+    from backend.ratelimit.schemas import LimitAuditEntry
+
+    def entries(engine: Engine) -> list[LimitAuditEntry]:
+        tenant = get_tenant(engine, slug)
+        rows = service.history(engine, "tenant", tenant.slug, limit, tenant_id=tenant.id)
+        return [LimitAuditEntry.model_validate(r) for r in rows]
+
+    _show_history(run(lambda engine, _: entries(engine)), as_json)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+import uuid
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -78,3 +79,19 @@ class LimitsOut(BaseModel):
     plan: str
     overrides: Limits = Field(description="What this tenant has set; null: the plan's value.")
     effective: Limits = Field(description="What applies to the tenant now.")
+
+
+class LimitAuditEntry(BaseModel):
+    """One change of a plan or of a tenant's overrides (the flags' AuditEntry without their
+    action and version: a plan is never created or deleted, and limits have no versions)."""
+
+    id: int
+    kind: Literal["plan", "tenant"]
+    name: str = Field(description="The plan's name, or the tenant's slug.")
+    tenant_id: uuid.UUID | None
+    actor: str = Field(description="An operator's email, platform-token, or cli:<login name>.")
+    at: dt.datetime
+    before: dict[str, Any] | None = Field(
+        description="The plan's limits, or the tenant's overrides, before; null: no overrides."
+    )
+    after: dict[str, Any] | None

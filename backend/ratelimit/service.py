@@ -1,17 +1,21 @@
-"""Plans and per-tenant overrides: read and change them, and tell every API process."""
+"""Plans and per-tenant overrides: read and change them, and tell every API process.
+
+Every change writes its audit row (who, before, after) in the change's own transaction: an
+entry exists exactly when the change was stored."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, cast
 
 import redis as redis_sync
-from sqlalchemy import Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.kit.errors import Problem
 from backend.platform.service import get_tenant
-from backend.ratelimit.models import Plan, TenantLimits
+from backend.ratelimit.models import LimitAudit, Plan, TenantLimits
 from backend.ratelimit.policy import CHANNEL, FIELDS, OVERRIDABLE, effective
 from backend.ratelimit.schemas import Limits, LimitsIn, LimitsOut, PlanIn, PlanOut
 
@@ -19,6 +23,7 @@ log = logging.getLogger(__name__)
 
 PLANS = cast(Table, Plan.__table__)
 LIMITS = cast(Table, TenantLimits.__table__)
+AUDIT = cast(Table, LimitAudit.__table__)
 PLAN_FIELDS = (*FIELDS.values(), "concurrent_requests", "shadow", "fail_closed")
 
 
@@ -52,16 +57,48 @@ def get_plan(engine: Engine, name: str) -> PlanOut:
     return _plan_out(row)
 
 
-def put_plan(engine: Engine, redis: redis_sync.Redis, name: str, data: PlanIn) -> PlanOut:
+def _values(row: Any, fields: tuple[str, ...]) -> dict[str, Any] | None:
+    """A row's limits as the audit stores them (JSON); None when there was no row."""
+    return None if row is None else {f: getattr(row, f) for f in fields}
+
+
+def _audit(
+    conn: Connection,
+    kind: str,
+    name: str,
+    actor: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    tenant_id: uuid.UUID | None = None,
+) -> None:
+    if before == after:  # stored again as it was: nothing an operator needs to see
+        return
+    conn.execute(
+        AUDIT.insert().values(
+            kind=kind, name=name, tenant_id=tenant_id, actor=actor, before=before, after=after
+        )
+    )
+
+
+def put_plan(
+    engine: Engine, redis: redis_sync.Redis, name: str, data: PlanIn, *, actor: str
+) -> PlanOut:
     """Replace a plan's limits (the plans themselves are fixed: free, pro, enterprise)."""
     values = {field: getattr(data, field) for field in PLAN_FIELDS}
     with engine.begin() as conn:
+        # The row lock orders concurrent changes: each audit row's before is its predecessor's
+        # after.
+        before = conn.execute(select(PLANS).where(Plan.name == name).with_for_update()).first()
         row = conn.execute(
             PLANS.update()
             .where(Plan.name == name)
             .values(**values, updated_at=func.now())
             .returning(*PLANS.c)
         ).first()
+        if row is not None:
+            _audit(
+                conn, "plan", name, actor, _values(before, PLAN_FIELDS), _values(row, PLAN_FIELDS)
+            )
     if row is None:
         raise Problem(404, "plan-not-found", f"No plan '{name}'. Plans: free, pro, enterprise.")
     _announce(redis)
@@ -83,18 +120,48 @@ def get_limits(engine: Engine, slug: str) -> LimitsOut:
     )
 
 
-def put_limits(engine: Engine, redis: redis_sync.Redis, slug: str, data: LimitsIn) -> LimitsOut:
+def put_limits(
+    engine: Engine, redis: redis_sync.Redis, slug: str, data: LimitsIn, *, actor: str
+) -> LimitsOut:
     """Set or clear (null) the tenant's overrides; fields left out are kept."""
     tenant = get_tenant(engine, slug)
     changes = data.model_dump(exclude_unset=True)
     if changes:
         with engine.begin() as conn:
-            conn.execute(
+            before = conn.execute(
+                select(LIMITS).where(TenantLimits.tenant_id == tenant.id).with_for_update()
+            ).first()
+            after = conn.execute(
                 insert(LIMITS)
                 .values(tenant_id=tenant.id, **changes)
                 .on_conflict_do_update(
                     index_elements=["tenant_id"], set_={**changes, "updated_at": func.now()}
                 )
+                .returning(*LIMITS.c)
+            ).one()
+            _audit(
+                conn,
+                "tenant",
+                tenant.slug,
+                actor,
+                _values(before, OVERRIDABLE),
+                _values(after, OVERRIDABLE),
+                tenant_id=tenant.id,
             )
         _announce(redis)
     return get_limits(engine, slug)
+
+
+def history(
+    engine: Engine, kind: str, name: str, limit: int, *, tenant_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """Changes of a plan (kind ``plan``) or a tenant's overrides (``tenant``), newest first.
+
+    With ``tenant_id`` only that tenant's rows: a slug once used by a deleted tenant does not
+    bring that tenant's changes along."""
+    query = select(AUDIT).where(AUDIT.c.kind == kind, AUDIT.c.name == name)
+    if tenant_id is not None:
+        query = query.where(AUDIT.c.tenant_id == tenant_id)
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(AUDIT.c.id.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]

@@ -335,7 +335,9 @@ def _set_quota(redis: Any, app: Any, slug: str, quota: int) -> str:
     from tenancy import registry as tenants
 
     resources = app.state.resources
-    limits.put_limits(resources.sync_engine, redis, slug, LimitsIn(requests_per_minute=quota))
+    limits.put_limits(
+        resources.sync_engine, redis, slug, LimitsIn(requests_per_minute=quota), actor="bench"
+    )
     resources.limits.invalidate()
     with resources.sync_engine.connect() as conn:
         record = tenants.get_by_slug(conn, slug)
