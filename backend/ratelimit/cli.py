@@ -11,7 +11,6 @@ import typer
 from backend.kit.cli import actor, fail, invalid, out, print_table, read_json, run, table
 
 if TYPE_CHECKING:  # the CLI imports lazily: `tenantflow --help` stays fast
-    from sqlalchemy import Engine
 
     from backend.ratelimit.schemas import LimitAuditEntry, LimitsOut, PlanOut
 
@@ -147,15 +146,8 @@ def plan_history(name: PlanArg, limit: HistoryLimitOpt = 100, as_json: JsonOpt =
 
     Exit 1 when there is no such plan."""
     from backend.ratelimit import service
-    from backend.ratelimit.schemas import LimitAuditEntry
 
-    def entries(engine: Engine) -> list[LimitAuditEntry]:
-        service.get_plan(engine, name)
-        return [
-            LimitAuditEntry.model_validate(r) for r in service.history(engine, "plan", name, limit)
-        ]
-
-    _show_history(run(lambda engine, _: entries(engine)), as_json)
+    _show_history(run(lambda engine, _: service.plan_history(engine, name, limit)), as_json)
 
 
 def _show_limits(limits: LimitsOut, as_json: bool) -> None:
@@ -251,13 +243,6 @@ def history(slug: SlugArg, limit: HistoryLimitOpt = 100, as_json: JsonOpt = Fals
     """Changes of a tenant's overrides, newest first: who, when, what changed.
 
     Exit 1 when there is no such tenant."""
-    from backend.platform.service import get_tenant
     from backend.ratelimit import service
-    from backend.ratelimit.schemas import LimitAuditEntry
 
-    def entries(engine: Engine) -> list[LimitAuditEntry]:
-        tenant = get_tenant(engine, slug)
-        rows = service.history(engine, "tenant", tenant.slug, limit, tenant_id=tenant.id)
-        return [LimitAuditEntry.model_validate(r) for r in rows]
-
-    _show_history(run(lambda engine, _: entries(engine)), as_json)
+    _show_history(run(lambda engine, _: service.tenant_history(engine, slug, limit)), as_json)

@@ -10,7 +10,6 @@ from backend.kit.deps import ResourcesDep
 from backend.kit.errors import problem_responses
 from backend.kit.text import FreeText
 from backend.platform.deps import Operator
-from backend.platform.service import get_tenant
 from backend.ratelimit import service
 from backend.ratelimit.schemas import LimitAuditEntry, LimitsIn, LimitsOut, PlanIn, PlanOut
 
@@ -61,9 +60,7 @@ def put_plan(name: PlanName, data: PlanIn, op: Operator, res: ResourcesDep) -> P
 def plan_history(
     name: PlanName, _op: Operator, res: ResourcesDep, limit: HistoryLimit = 100
 ) -> list[LimitAuditEntry]:
-    service.get_plan(res.sync_engine, name)  # 404 for a plan that does not exist
-    rows = service.history(res.sync_engine, "plan", name, limit)
-    return [LimitAuditEntry.model_validate(r) for r in rows]
+    return service.plan_history(res.sync_engine, name, limit)
 
 
 @router.get(
@@ -97,6 +94,4 @@ def put_limits(slug: Slug, data: LimitsIn, op: Operator, res: ResourcesDep) -> L
 def limits_history(
     slug: Slug, _op: Operator, res: ResourcesDep, limit: HistoryLimit = 100
 ) -> list[LimitAuditEntry]:
-    tenant = get_tenant(res.sync_engine, slug)
-    rows = service.history(res.sync_engine, "tenant", tenant.slug, limit, tenant_id=tenant.id)
-    return [LimitAuditEntry.model_validate(r) for r in rows]
+    return service.tenant_history(res.sync_engine, slug, limit)

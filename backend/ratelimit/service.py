@@ -17,7 +17,14 @@ from backend.kit.errors import Problem
 from backend.platform.service import get_tenant
 from backend.ratelimit.models import LimitAudit, Plan, TenantLimits
 from backend.ratelimit.policy import CHANNEL, FIELDS, OVERRIDABLE, effective
-from backend.ratelimit.schemas import Limits, LimitsIn, LimitsOut, PlanIn, PlanOut
+from backend.ratelimit.schemas import (
+    LimitAuditEntry,
+    Limits,
+    LimitsIn,
+    LimitsOut,
+    PlanIn,
+    PlanOut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +159,25 @@ def put_limits(
     return get_limits(engine, slug)
 
 
-def history(
-    engine: Engine, kind: str, name: str, limit: int, *, tenant_id: uuid.UUID | None = None
-) -> list[dict[str, Any]]:
-    """Changes of a plan (kind ``plan``) or a tenant's overrides (``tenant``), newest first.
-
-    With ``tenant_id`` only that tenant's rows: a slug once used by a deleted tenant does not
-    bring that tenant's changes along."""
+def _history(
+    engine: Engine, kind: str, name: str, limit: int, tenant_id: uuid.UUID | None = None
+) -> list[LimitAuditEntry]:
     query = select(AUDIT).where(AUDIT.c.kind == kind, AUDIT.c.name == name)
     if tenant_id is not None:
         query = query.where(AUDIT.c.tenant_id == tenant_id)
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(AUDIT.c.id.desc()).limit(limit)).all()
-    return [dict(r._mapping) for r in rows]
+    return [LimitAuditEntry.model_validate(r, from_attributes=True) for r in rows]
+
+
+def plan_history(engine: Engine, name: str, limit: int) -> list[LimitAuditEntry]:
+    """Changes of a plan's limits, newest first; 404 for a plan that does not exist."""
+    get_plan(engine, name)
+    return _history(engine, "plan", name, limit)
+
+
+def tenant_history(engine: Engine, slug: str, limit: int) -> list[LimitAuditEntry]:
+    """Changes of a tenant's overrides, newest first; 404 for an unknown tenant. Only this
+    tenant's rows: a slug once used by a deleted tenant does not bring its changes along."""
+    tenant = get_tenant(engine, slug)
+    return _history(engine, "tenant", tenant.slug, limit, tenant.id)
