@@ -11,7 +11,6 @@ import typer
 from backend.kit.cli import actor, fail, invalid, out, print_table, read_json, run, table
 
 if TYPE_CHECKING:  # the CLI imports lazily: `tenantflow --help` stays fast
-
     from backend.ratelimit.schemas import LimitAuditEntry, LimitsOut, PlanOut
 
 limits_app = typer.Typer(
